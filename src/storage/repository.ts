@@ -1,0 +1,95 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * ONE storage interface for every place a backup is kept (restic's shape): the local
+ * BACKUP_DIR, an S3 bucket, a remote host over SFTP. Every backend passes the same contract
+ * suite (test/storage/contract.ts), so no backend drifts.
+ *
+ * Keys are relative POSIX paths in the backup layout, e.g. `prod/db/20261126T170000Z-daily.dump`
+ * (see src/layout.ts). A backend maps them under its own root (BACKUP_DIR, `S3_PREFIX/`,
+ * REMOTE_DIR). Keys never contain `..`, a leading `/`, or a backslash: backends reject them.
+ */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  modifiedAt: Date;
+}
+
+export interface PutOptions {
+  /** Expected size and sha256 (hex) of the content: the backend verifies what it stored. */
+  expected: { size: number; sha256: string };
+  /** User metadata (S3 stores it as x-amz-meta-*; other backends may ignore it). */
+  metadata?: Record<string, string>;
+  /** Called with the total number of bytes sent so far (heartbeats, progress). */
+  onProgress?: (bytesSent: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface GetOptions {
+  onProgress?: (bytesReceived: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface Repository {
+  /** `local`, `s3`, `sftp`, or the configured name of a second S3 repository. */
+  readonly name: string;
+
+  /**
+   * Stores the file at `sourcePath` under `key`, atomically: readers see either nothing or
+   * the whole object (temporary name + rename, or a completed multipart upload). Verifies the
+   * stored size and sha256 against `expected` before returning and throws
+   * `IntegrityError` on mismatch. Putting the same content again is a no-op success
+   * (idempotent retries).
+   */
+  putFile(key: string, sourcePath: string, options: PutOptions): Promise<void>;
+
+  /** Stores a small object (a manifest, a drill report) atomically. */
+  putBytes(key: string, body: Uint8Array, options?: Omit<PutOptions, 'expected' | 'onProgress'>): Promise<void>;
+
+  /** Downloads `key` to `destPath` (written to a temporary name, then renamed). */
+  getFile(key: string, destPath: string, options?: GetOptions): Promise<void>;
+
+  /** Reads a small object whole (manifests, reports). */
+  getBytes(key: string): Promise<Buffer>;
+
+  /** A stream of the object's bytes, for re-reading without a copy (verify). */
+  openRead(key: string, options?: { signal?: AbortSignal }): Promise<Readable>;
+
+  /** Size and time of `key`, or undefined when it does not exist. */
+  stat(key: string): Promise<ObjectInfo | undefined>;
+
+  /** Every object whose key starts with `prefix` (recursive), in no particular order. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+
+  /** Deletes `key`; deleting a missing key succeeds (idempotent). */
+  delete(key: string): Promise<void>;
+
+  /** Releases connections. */
+  close(): Promise<void>;
+}
+
+/** What a backend stored differs from what it was given: never retried into acceptance. */
+export class IntegrityError extends Error {
+  constructor(
+    readonly key: string,
+    readonly expected: { size: number; sha256: string },
+    readonly actual: { size: number; sha256?: string },
+  ) {
+    super(
+      `${key}: stored object does not match: expected ${expected.size} bytes sha256 ${expected.sha256}, ` +
+        `got ${actual.size} bytes` + (actual.sha256 ? ` sha256 ${actual.sha256}` : ''),
+    );
+    this.name = 'IntegrityError';
+  }
+}
+
+/** Throws unless `key` is a relative POSIX path without `..` segments (S19: no escaping the root). */
+export function assertSafeKey(key: string): void {
+  const bad =
+    key.length === 0 ||
+    key.startsWith('/') ||
+    key.includes('\\') ||
+    key.includes('\0') ||
+    key.split('/').some((segment) => segment === '' || segment === '.' || segment === '..');
+  if (bad) throw new Error(`invalid storage key ${JSON.stringify(key)}: expected a relative path without '..'`);
+}

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// One set of real services (PostgreSQL, Temporal dev server, S3 server, sshd) is started
+// by the global setup for the whole run; test files share it and isolate themselves by
+// using their own database names, bucket prefixes and task queues.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/helpers/global-setup.ts'],
+    pool: 'forks',
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
+    reporters: ['default'],
+  },
+});
