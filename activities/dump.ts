@@ -1,0 +1,114 @@
+import { Context } from '@temporalio/activity';
+import pg from 'pg';
+import { escapeIdentifier } from 'pg';
+import type { Readable } from 'node:stream';
+import { startTool } from '../src/child-process.js';
+import { InputError } from '../src/errors.js';
+import type { BackupKind } from '../src/layout.js';
+import type { FingerprintEntry } from '../src/manifest.js';
+import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
+import { computeFingerprint, listUserTables, qualifiedName, resolveTables, type TableRef } from '../src/pg/fingerprint.js';
+import { checkPgToolVersion, PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
+import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
+import { stageStream, type StagedFile } from './staging.js';
+
+export interface DumpSettings {
+  db: DbConnection;
+  pgBinDir?: string;
+  /** The important tables (CRITICAL_TABLES) dumped by `critical` and `weekly-full` backups (S6, S9). */
+  criticalTables: readonly TableRef[];
+  /** SCHEMA_VERSION_QUERY: one row, one column; default: the newest Prisma migration. */
+  schemaVersionQuery?: string;
+  encrypt?: (plaintext: Readable) => Promise<Readable>;
+}
+
+export interface DatabaseDump {
+  file: StagedFile;
+  /** Time of the snapshot that both pg_dump and the fingerprint read (ISO 8601 UTC). */
+  generatedAt: string;
+  schemaVersion: string;
+  serverVersion: string;
+  pgDumpVersion: string;
+  tables?: string[];
+  fingerprint: FingerprintEntry[];
+}
+
+const PRISMA_SCHEMA_VERSION = `
+  SELECT CASE WHEN to_regclass('_prisma_migrations') IS NULL THEN 'unknown'
+         ELSE coalesce((SELECT migration_name FROM _prisma_migrations
+                         WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL
+                         ORDER BY finished_at DESC, migration_name DESC LIMIT 1), 'unknown') END`;
+
+/**
+ * `pg_dump -Fc` of the database (or of the important tables) and its fingerprint, read from ONE
+ * exported snapshot (REPEATABLE READ + pg_export_snapshot + pg_dump --snapshot): the row counts
+ * and money totals in the manifest describe exactly the data in the dump, so a restore drill
+ * can demand equality. A retry takes a new snapshot and produces a new, equally consistent pair.
+ */
+export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, stagingPath: string): Promise<DatabaseDump> {
+  const signal = Context.current().cancellationSignal;
+  const client = new pg.Client(pgClientConfig(settings.db));
+  await client.connect();
+  try {
+    const versionRow = (await client.query<{ num: string; text: string }>(
+      `SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS text`,
+    )).rows[0]!;
+    const serverVersionNum = Number(versionRow.num);
+    const pgDump = await resolvePgTool('pg_dump', { binDir: settings.pgBinDir, serverMajor: Math.floor(serverVersionNum / 10_000) });
+    const pgDumpVersion = await checkPgToolVersion(pgDump, serverVersionNum);
+
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const snapshotRow = (await client.query<{ snapshot: string; generated_at: Date }>(
+      'SELECT pg_export_snapshot() AS snapshot, clock_timestamp() AS generated_at',
+    )).rows[0]!;
+    const tables =
+      kind === 'critical' || kind === 'weekly-full'
+        ? await resolveTables(client, settings.criticalTables, 'CRITICAL_TABLES')
+        : undefined;
+    if (tables?.length === 0) throw new InputError(`CRITICAL_TABLES is empty: a ${kind} backup dumps only the important tables`);
+
+    const tableArgs = (tables ?? []).map((t) => `--table=${escapeIdentifier(t.schema)}.${escapeIdentifier(t.table)}`);
+    const dump = startTool(pgDump, ['--format=custom', `--snapshot=${snapshotRow.snapshot}`, '--no-password', ...tableArgs], {
+      env: pgChildEnv(settings.db),
+      signal,
+      permanentErrors: PERMANENT_PG_ERRORS,
+      installHint: PG_INSTALL_HINT,
+    });
+    dump.stdin.end();
+    const staged = stageStream(dump.stdout, stagingPath, {
+      encrypt: settings.encrypt,
+      onProgress: progressHeartbeat('db'),
+      signal,
+      producerExited: dump.exited,
+    });
+    // The fingerprint scans run in the exporting transaction while pg_dump streams.
+    const fingerprintWork = (async () => {
+      const fingerprint = await computeFingerprint(client, tables ?? (await listUserTables(client)));
+      const schemaVersion = await readSchemaVersion(client, settings.schemaVersionQuery);
+      return { fingerprint, schemaVersion };
+    })();
+    const [file, { fingerprint, schemaVersion }] = await withHeartbeat('db', Promise.all([staged, fingerprintWork]));
+    await client.query('COMMIT');
+    return {
+      file,
+      generatedAt: snapshotRow.generated_at.toISOString(),
+      schemaVersion,
+      serverVersion: versionRow.text,
+      pgDumpVersion,
+      tables: tables?.map(qualifiedName),
+      fingerprint,
+    };
+  } finally {
+    await client.end();
+  }
+}
+
+async function readSchemaVersion(client: pg.Client, query: string | undefined): Promise<string> {
+  try {
+    const result = await client.query({ text: query ?? PRISMA_SCHEMA_VERSION, rowMode: 'array' });
+    const value: unknown = result.rows[0]?.[0];
+    return value === null || value === undefined ? 'unknown' : String(value);
+  } catch (error) {
+    throw new InputError(`SCHEMA_VERSION_QUERY failed: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,27 @@
+import type { Readable } from 'node:stream';
+import type { LayoutOptions } from '../src/layout.js';
+import type { DbConnection } from '../src/pg/connection.js';
+import type { TableRef } from '../src/pg/fingerprint.js';
+import type { Repository } from '../src/storage/repository.js';
+
+/**
+ * Everything the activities need, built once by the worker from its own environment
+ * (src/runtime.ts). Secrets (DB password, keys, passphrases) live here, in the worker
+ * process, and never cross Temporal: workflows pass only ids, keys, paths, sizes and checksums.
+ */
+export interface BackupRuntime {
+  layout: LayoutOptions;
+  db: DbConnection;
+  pgBinDir?: string;
+  /** Where artifacts are staged before transfer: `${BACKUP_DIR}/.staging`. */
+  stagingRoot: string;
+  criticalTables: readonly TableRef[];
+  schemaVersionQuery?: string;
+  /** ASSET_DIR when PDF_PROVIDER=local (S2); undefined means no assets artifact. */
+  assetDir?: string;
+  /** OpenPGP encryption to GPG_RECIPIENT (S12), when configured. */
+  encryption?: { recipient: string; encrypt(plaintext: Readable): Promise<Readable> };
+  /** The configured repositories by name: `local` always, `s3` and `sftp` when configured. */
+  repositories: ReadonlyMap<string, Repository>;
+  notifyWebhookUrl?: string;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadConfig, type Config } from './config.js';
+import { BACKUP_KINDS, isBackupId } from './layout.js';
+import { createRepositories } from './runtime.js';
+import type { Repository } from './storage/repository.js';
+import { backupCommand } from './commands/backup.js';
+import { listCommand } from './commands/list.js';
+import { verifyCommand } from './commands/verify.js';
+import { workerCommand } from './commands/worker.js';
+
+/**
+ * The operator's command line. Every command reads the same environment variables as the
+ * worker (see README); the repository commands work from the manifests alone, with no
+ * Temporal server needed.
+ */
+const program = new Command()
+  .name('erp4-backup')
+  .description('Durable, verifiable backups and restore drills of the erp4 PostgreSQL database and its PDF files')
+  .showHelpAfterError();
+
+program
+  .command('worker')
+  .description('run the Temporal worker (NightlyBackup and the other workflows) until SIGTERM')
+  .action(async () => workerCommand(loadConfig()));
+
+program
+  .command('backup')
+  .description('start a NightlyBackup now and follow its progress')
+  .addOption(new Option('--kind <kind>', 'what to back up').choices(BACKUP_KINDS).default('manual'))
+  .option('--label <text>', 'why this backup is taken (required for --kind manual), e.g. "before release 2026.11"')
+  .option('--pin', 'never prune this backup', false)
+  .option('--no-follow', 'start the workflow and return at once')
+  .action(async (options: { kind: (typeof BACKUP_KINDS)[number]; label?: string; pin: boolean; follow: boolean }) => {
+    await backupCommand(loadConfig(), options);
+  });
+
+const repoOption = () => new Option('--repo <name>', 'repository to read: local, s3 or sftp').default('local');
+
+program
+  .command('list')
+  .description("list the complete backups, read from the repository's manifests")
+  .addOption(repoOption())
+  .option('--json', 'print the catalog as JSON', false)
+  .action(async (options: { repo: string; json: boolean }) => {
+    const config = loadConfig();
+    await withRepository(config, options.repo, (repository) => listCommand(config, repository, options));
+  });
+
+program
+  .command('verify')
+  .description('re-read every artifact of a backup and check its size and sha256 against the manifest')
+  .argument('<backup-id>', 'a backup id (see list) or "latest"', parseBackupIdArgument)
+  .addOption(repoOption())
+  .action(async (backupId: string, options: { repo: string }) => {
+    const config = loadConfig();
+    const ok = await withRepository(config, options.repo, (repository) => verifyCommand(config, repository, backupId));
+    if (!ok) process.exitCode = 1;
+  });
+
+async function withRepository<T>(config: Config, name: string, work: (repository: Repository) => Promise<T>): Promise<T> {
+  const repositories = createRepositories(config, 'reader');
+  try {
+    const repository = repositories.get(name);
+    if (!repository) {
+      throw new InvalidArgumentError(`--repo ${name}: not configured (configured: ${[...repositories.keys()].join(', ')})`);
+    }
+    return await work(repository);
+  } finally {
+    await Promise.all([...repositories.values()].map((r) => r.close()));
+  }
+}
+
+function parseBackupIdArgument(value: string): string {
+  if (value !== 'latest' && !isBackupId(value)) {
+    throw new InvalidArgumentError('expected a backup id like 20261126T170000Z-daily, or "latest"');
+  }
+  return value;
+}
+
+program.parseAsync().catch((error: unknown) => {
+  process.stderr.write(`erp4-backup: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = process.exitCode || 2;
+});

@@ -1,0 +1,61 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { Config } from '../config.js';
+import { backupIdFor, type BackupKind } from '../layout.js';
+import { connectClient, pendingActivityProgress } from '../temporal/client.js';
+import type { NightlyBackup } from '../../workflows/index.js';
+import { progressQuery, type NightlyBackupResult } from '../../workflows/messages.js';
+import { formatBytes, formatDuration } from './format.js';
+
+export interface BackupCommandOptions {
+  kind: BackupKind;
+  label?: string;
+  pin: boolean;
+  /** Print progress until the workflow ends (default), or only start it. */
+  follow: boolean;
+}
+
+/** `erp4-backup backup`: starts NightlyBackup and shows its progress until it ends. */
+export async function backupCommand(config: Config, options: BackupCommandOptions, out: NodeJS.WritableStream = process.stdout): Promise<NightlyBackupResult | undefined> {
+  const client = await connectClient(config.temporal);
+  try {
+    const backupId = backupIdFor(options.kind, new Date());
+    const handle = await client.workflow.start<typeof NightlyBackup>('NightlyBackup', {
+      taskQueue: config.temporal.taskQueue,
+      // One workflow per backup id: Temporal refuses a second start of the same backup.
+      workflowId: `backup-${config.env}-${backupId}`,
+      args: [{ kind: options.kind, label: options.label, pin: options.pin, backupId }],
+    });
+    out.write(`started NightlyBackup ${options.kind}: workflow id ${handle.workflowId}, backup id ${backupId}\n`);
+    if (!options.follow) return undefined;
+    const result = await followBackup(handle, out);
+    out.write(`backup ${result.backupId} complete: ${formatBytes(result.totalBytes)} in ${result.repositories.join(', ')}\n`);
+    return result;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** Prints a progress line whenever the phase or the bytes move, until the workflow ends. */
+export async function followBackup(handle: WorkflowHandle<typeof NightlyBackup>, out: NodeJS.WritableStream): Promise<NightlyBackupResult> {
+  let settled = false;
+  const result = handle.result().finally(() => {
+    settled = true;
+  });
+  let lastLine = '';
+  while (!settled) {
+    try {
+      const [progress, pending] = await Promise.all([handle.query(progressQuery), pendingActivityProgress(handle)]);
+      const inFlight = pending
+        .filter((p) => p.step)
+        .map((p) => `${p.step} ${formatBytes(p.bytes ?? 0)}${p.attempt > 1 ? ` (attempt ${p.attempt})` : ''}`);
+      const line = `[${formatDuration(progress.elapsedMs)}] ${progress.phase}${inFlight.length ? `: ${inFlight.join(', ')}` : ''}`;
+      if (line !== lastLine) out.write(`${line}\n`);
+      lastLine = line;
+    } catch {
+      // The workflow may not have run its first task yet, or just ended: try again.
+    }
+    await Promise.race([result.catch(() => undefined), sleep(1000)]);
+  }
+  return result;
+}

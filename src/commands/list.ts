@@ -1,0 +1,26 @@
+import type { Config } from '../config.js';
+import { readCatalog } from '../catalog.js';
+import type { Repository } from '../storage/repository.js';
+import { formatBytes, formatTable } from './format.js';
+
+/** `erp4-backup list`: the catalog read from the repository's manifests (no Temporal needed). */
+export async function listCommand(config: Config, repository: Repository, options: { json: boolean }, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  const catalog = await readCatalog(repository, config.env);
+  if (options.json) {
+    out.write(`${JSON.stringify(catalog, null, 2)}\n`);
+    return;
+  }
+  const rows = catalog.backups.map((b) => [
+    b.id,
+    b.kind,
+    b.generatedAt,
+    formatBytes(Object.values(b.artifacts).reduce((sum, a) => sum + (a?.size ?? 0), 0)),
+    Object.values(b.artifacts).some((a) => a?.encryption === 'openpgp') ? 'openpgp' : 'none',
+    b.pinned ? 'pinned' : '',
+    b.schemaVersion,
+    b.label ?? '',
+  ]);
+  out.write(`${repository.name}: ${catalog.backups.length} complete backup(s) for env ${config.env}\n`);
+  out.write(`${formatTable(['ID', 'KIND', 'GENERATED_AT', 'SIZE', 'ENCRYPTION', 'PIN', 'SCHEMA', 'LABEL'], rows)}\n`);
+  for (const bad of catalog.invalid) out.write(`INVALID manifest ${bad.key}: ${bad.error}\n`);
+}

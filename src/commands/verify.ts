@@ -1,0 +1,21 @@
+import type { Config } from '../config.js';
+import { findBackup, verifyBackup } from '../catalog.js';
+import type { Repository } from '../storage/repository.js';
+import { formatBytes } from './format.js';
+
+/** `erp4-backup verify <id>`: re-reads every artifact and compares it with the manifest. Returns true when all match. */
+export async function verifyCommand(config: Config, repository: Repository, backupId: string, out: NodeJS.WritableStream = process.stdout): Promise<boolean> {
+  const manifest = await findBackup(repository, config.env, backupId);
+  const checks = await verifyBackup(repository, manifest);
+  for (const check of checks) {
+    if (check.ok) {
+      out.write(`ok       ${check.artifact} ${check.key} ${formatBytes(check.expected.size)} sha256 ${check.expected.sha256}\n`);
+    } else {
+      const actual = check.actual ? `${check.actual.size} bytes sha256 ${check.actual.sha256}` : check.error;
+      out.write(`MISMATCH ${check.artifact} ${check.key}: manifest says ${check.expected.size} bytes sha256 ${check.expected.sha256}, repository has ${actual}\n`);
+    }
+  }
+  const ok = checks.every((c) => c.ok);
+  out.write(`${repository.name}: backup ${manifest.id} ${ok ? 'verified' : 'FAILED verification'}\n`);
+  return ok;
+}

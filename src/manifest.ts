@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { ARTIFACT_NAMES, BACKUP_KINDS, isBackupId } from './layout.js';
+
+/**
+ * The manifest of one backup (pgBackRest's idea): what was taken, from which server, with a
+ * size and sha256 per artifact and a fingerprint of the data taken in the dump's own snapshot.
+ * It is written LAST to every repository; readers treat a backup without a manifest as
+ * non-existent, and `verify` re-reads every artifact against it.
+ *
+ * Every manifest read is validated by this schema, so a hand-edited or truncated manifest is
+ * refused with the field that is wrong instead of being half-trusted.
+ */
+export const MANIFEST_FORMAT = 1;
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
+
+export const artifactSchema = z.object({
+  key: z.string().min(1),
+  /** Bytes stored (after encryption, when encrypted). */
+  size: z.number().int().nonnegative(),
+  /** sha256 of the stored bytes (after encryption, when encrypted). */
+  sha256: sha256Hex,
+  encryption: z.enum(['none', 'openpgp']),
+  /** What the bytes are once decrypted: how to restore them by hand. */
+  format: z.enum(['pg_dump-custom', 'sql', 'tar']),
+});
+export type ManifestArtifact = z.infer<typeof artifactSchema>;
+
+export const fingerprintEntrySchema = z.object({
+  /** `schema.table` */
+  table: z.string().min(1),
+  rowCount: z.string().regex(/^\d+$/),
+  /** Sum of each numeric column (exact decimal strings, never floats): column -> sum. */
+  sums: z.record(z.string(), z.string()),
+});
+export type FingerprintEntry = z.infer<typeof fingerprintEntrySchema>;
+
+export const manifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  id: z.string().refine(isBackupId, 'expected a backup id like 20261126T170000Z-daily'),
+  env: z.string().min(1),
+  kind: z.enum(BACKUP_KINDS),
+  label: z.string().optional(),
+  pinned: z.boolean(),
+  /** ISO 8601 UTC time of the dump's snapshot. */
+  generatedAt: z.iso.datetime(),
+  schemaVersion: z.string(),
+  database: z.object({
+    name: z.string(),
+    serverVersion: z.string(),
+    pgDumpVersion: z.string(),
+    /** Tables dumped for `critical`/`weekly-full`; absent for a whole-database dump. */
+    tables: z.array(z.string()).optional(),
+  }),
+  artifacts: z.partialRecord(z.enum(ARTIFACT_NAMES), artifactSchema),
+  assets: z.object({ fileCount: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() }).optional(),
+  fingerprint: z.array(fingerprintEntrySchema),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export class ManifestError extends Error {
+  constructor(where: string, detail: string) {
+    super(`manifest ${where} is invalid: ${detail}`);
+    this.name = 'ManifestError';
+  }
+}
+
+/** Parses and validates manifest bytes; `where` (a key or path) names it in errors. */
+export function parseManifest(bytes: Uint8Array | string, where: string): Manifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'));
+  } catch (error) {
+    throw new ManifestError(where, `not JSON (${(error as Error).message})`);
+  }
+  const result = manifestSchema.safeParse(json);
+  if (!result.success) {
+    const issues = result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ManifestError(where, issues.join('; '));
+  }
+  return result.data;
+}
+
+export function serializeManifest(manifest: Manifest): Buffer {
+  return Buffer.from(JSON.stringify(manifestSchema.parse(manifest), null, 2) + '\n', 'utf8');
+}

@@ -1,0 +1,73 @@
+import { escapeIdentifier, type ClientBase } from 'pg';
+import { InputError } from '../errors.js';
+import type { FingerprintEntry } from '../manifest.js';
+
+/**
+ * The fingerprint of a database: per table its row count and the exact sum of every numeric
+ * column (money totals, S26), one scan per table. The backup computes it inside the snapshot
+ * that pg_dump reads, and the restore drill recomputes it on the restored copy: the two must
+ * be equal, digit for digit (sums travel as decimal strings, never floats).
+ */
+export interface TableRef {
+  schema: string;
+  table: string;
+}
+
+export function qualifiedName(ref: TableRef): string {
+  return `${ref.schema}.${ref.table}`;
+}
+
+/** Every ordinary table outside the system schemas and not owned by an extension. */
+export async function listUserTables(client: ClientBase): Promise<TableRef[]> {
+  const result = await client.query<{ schema: string; table: string }>(`
+    SELECT n.nspname AS schema, c.relname AS table
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind = 'r'
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+     ORDER BY 1, 2`);
+  return result.rows;
+}
+
+/**
+ * Checks that configured tables (CRITICAL_TABLES) exist; throws naming `variable` and every
+ * missing table.
+ */
+export async function resolveTables(client: ClientBase, tables: readonly TableRef[], variable: string): Promise<TableRef[]> {
+  const result = await client.query<{ found: boolean }>(
+    `SELECT to_regclass(quote_ident(s) || '.' || quote_ident(t)) IS NOT NULL AS found
+       FROM unnest($1::text[], $2::text[]) AS names(s, t)`,
+    [tables.map((t) => t.schema), tables.map((t) => t.table)],
+  );
+  const missing = tables.filter((_, i) => !result.rows[i]?.found).map(qualifiedName);
+  if (missing.length > 0) throw new InputError(`${variable}: table(s) not found in the database: ${missing.join(', ')}`);
+  return [...tables];
+}
+
+export async function computeFingerprint(client: ClientBase, tables: readonly TableRef[]): Promise<FingerprintEntry[]> {
+  const entries: FingerprintEntry[] = [];
+  for (const ref of tables) {
+    const columns = await client.query<{ column: string }>(
+      `SELECT a.attname AS column
+         FROM pg_attribute a
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.atttypid = 'numeric'::regtype
+        ORDER BY a.attnum`,
+      [`${escapeIdentifier(ref.schema)}.${escapeIdentifier(ref.table)}`],
+    );
+    const sums = columns.rows.map(
+      (row, i) => `coalesce(sum(${escapeIdentifier(row.column)}), 0)::text AS s${i}`,
+    );
+    const scan = await client.query<Record<string, string>>(
+      `SELECT count(*)::text AS row_count${sums.map((s) => `, ${s}`).join('')}
+         FROM ${escapeIdentifier(ref.schema)}.${escapeIdentifier(ref.table)}`,
+    );
+    const row = scan.rows[0]!;
+    entries.push({
+      table: qualifiedName(ref),
+      rowCount: row.row_count!,
+      sums: Object.fromEntries(columns.rows.map((c, i) => [c.column, row[`s${i}`]!])),
+    });
+  }
+  return entries;
+}

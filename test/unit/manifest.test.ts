@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { MANIFEST_FORMAT, ManifestError, parseManifest, serializeManifest, type Manifest } from '../../src/manifest.js';
+
+const manifest: Manifest = {
+  format: MANIFEST_FORMAT,
+  id: '20261126T170000Z-daily',
+  env: 'prod',
+  kind: 'daily',
+  pinned: false,
+  generatedAt: '2026-11-26T17:00:00.000Z',
+  schemaVersion: '20261101000000_init',
+  database: { name: 'erp4', serverVersion: '15.18', pgDumpVersion: '15.18' },
+  artifacts: {
+    db: { key: 'prod/db/erp4-20261126T170000Z-daily.dump', size: 10, sha256: 'a'.repeat(64), encryption: 'none', format: 'pg_dump-custom' },
+  },
+  fingerprint: [{ table: 'public.invoices', rowCount: '3', sums: { amount: '12.50' } }],
+};
+
+describe('manifest', () => {
+  it('round-trips through its JSON form', () => {
+    expect(parseManifest(serializeManifest(manifest), 'm')).toEqual(manifest);
+  });
+
+  it.each([
+    ['a truncated file', (json: string) => json.slice(0, 40), 'not JSON'],
+    ['a wrong checksum', (json: string) => json.replace('a'.repeat(64), 'xyz'), 'artifacts.db.sha256'],
+    ['a negative size', (json: string) => json.replace('"size": 10', '"size": -1'), 'artifacts.db.size'],
+    ['an unknown kind', (json: string) => json.replace('"kind": "daily"', '"kind": "hourly"'), 'kind'],
+    ['a float money total', (json: string) => json.replace('"rowCount": "3"', '"rowCount": 3'), 'fingerprint.0.rowCount'],
+  ])('refuses %s, naming the field', (_what, edit, field) => {
+    const edited = edit(serializeManifest(manifest).toString('utf8'));
+    expect(() => parseManifest(edited, 'prod/meta/x.manifest.json')).toThrow(ManifestError);
+    expect(() => parseManifest(edited, 'prod/meta/x.manifest.json')).toThrow(field);
+  });
+});
