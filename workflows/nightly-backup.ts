@@ -15,7 +15,7 @@ import {
 // heartbeat timeout and the activity is retried on a live worker.
 const longWork = proxyActivities<Activities>({
   startToCloseTimeout: '12h',
-  heartbeatTimeout: '2m',
+  heartbeatTimeout: '30s',
   retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 10 },
 });
 const shortWork = proxyActivities<Activities>({
