@@ -74,13 +74,55 @@ export class IntegrityError extends Error {
     readonly key: string,
     readonly expected: { size: number; sha256: string },
     readonly actual: { size: number; sha256?: string },
+    /** What else differed, e.g. a checksum the server computed over the bytes it stored. */
+    detail?: string,
   ) {
     super(
       `${key}: stored object does not match: expected ${expected.size} bytes sha256 ${expected.sha256}, ` +
-        `got ${actual.size} bytes` + (actual.sha256 ? ` sha256 ${actual.sha256}` : ''),
+        `got ${actual.size} bytes` + (actual.sha256 ? ` sha256 ${actual.sha256}` : '') + (detail ? `: ${detail}` : ''),
     );
     this.name = 'IntegrityError';
   }
+}
+
+/** `key` does not exist in the repository (getFile, getBytes, openRead). */
+export class ObjectNotFoundError extends Error {
+  constructor(
+    readonly repository: string,
+    readonly key: string,
+  ) {
+    super(`${repository}: no object ${JSON.stringify(key)}`);
+    this.name = 'ObjectNotFoundError';
+  }
+}
+
+/**
+ * A backend operation failed for a reason other than the typed errors above (network, permission,
+ * disk full, ...): names the repository, the operation and the key; `cause` holds the original.
+ */
+export class StorageError extends Error {
+  constructor(
+    readonly repository: string,
+    readonly operation: string,
+    readonly key: string,
+    cause: unknown,
+  ) {
+    super(`${repository}: ${operation} ${JSON.stringify(key)} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+    this.name = 'StorageError';
+  }
+}
+
+/**
+ * What a backend throws for `error` raised during `operation` on `key`: the typed errors
+ * (IntegrityError, ObjectNotFoundError, StorageError) and aborts (name `AbortError`, so callers
+ * can tell a cancellation) pass unchanged; anything else is wrapped in a StorageError.
+ */
+export function storageFailure(repository: string, operation: string, key: string, error: unknown): Error {
+  if (error instanceof IntegrityError || error instanceof ObjectNotFoundError || error instanceof StorageError) return error;
+  if (error instanceof Error && error.name === 'AbortError') return error;
+  return new StorageError(repository, operation, key, error);
 }
 
 /** Throws unless `key` is a relative POSIX path without `..` segments (S19: no escaping the root). */
@@ -92,4 +134,10 @@ export function assertSafeKey(key: string): void {
     key.includes('\0') ||
     key.split('/').some((segment) => segment === '' || segment === '.' || segment === '..');
   if (bad) throw new Error(`invalid storage key ${JSON.stringify(key)}: expected a relative path without '..'`);
+}
+
+/** Throws unless `prefix` is empty (everything) or a key prefix inside the root; a trailing `/` is allowed. */
+export function assertSafePrefix(prefix: string): void {
+  if (prefix === '') return;
+  assertSafeKey(prefix.endsWith('/') ? prefix.slice(0, -1) : prefix);
 }

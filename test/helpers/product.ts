@@ -48,8 +48,11 @@ export async function productEnv(s: Services, name: string, options: ProductOpti
       S3_ENDPOINT_URL: s.s3.endpoint,
       S3_PART_SIZE_MB: '5',
       SSE_KMS_KEY_ID: 'alias/erp4-backup',
-      AWS_ACCESS_KEY_ID: s.s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s.s3.secretAccessKey,
+      // Role credentials (S15) rather than AWS_*: the config hands them to the SDK explicitly.
+      S3_WRITER_ACCESS_KEY_ID: s.s3.accessKeyId,
+      S3_WRITER_SECRET_ACCESS_KEY: s.s3.secretAccessKey,
+      S3_READER_ACCESS_KEY_ID: s.s3.accessKeyId,
+      S3_READER_SECRET_ACCESS_KEY: s.s3.secretAccessKey,
     });
   }
   if (options.sftp) {
@@ -82,12 +85,8 @@ export interface RunningProduct {
   close(): Promise<void>;
 }
 
-/** Config + runtime + worker + client for one test file. The AWS SDK reads AWS_* from process.env. */
+/** Config + runtime + worker + client for one test file. */
 export async function startProduct(s: Services, env: Record<string, string>): Promise<RunningProduct> {
-  if (env.AWS_ACCESS_KEY_ID) {
-    process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
-    process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
-  }
   const config = loadConfig(env);
   const runtime = await createBackupRuntime(config);
   const nativeConnection = await NativeConnection.connect({ address: s.temporal.address });

@@ -1,0 +1,455 @@
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  paginateListObjectsV2,
+  S3Client,
+  type HeadObjectCommandOutput,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { resolve } from 'node:path';
+import { addAbortSignal, pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
+import { writeFileAtomically } from './atomic-file.js';
+import { assertDigest, Sha256Meter, sha256OfBytes, type Digest } from './hash.js';
+import {
+  assertSafeKey,
+  assertSafePrefix,
+  IntegrityError,
+  ObjectNotFoundError,
+  storageFailure,
+  type GetOptions,
+  type ObjectInfo,
+  type PutOptions,
+  type Repository,
+} from './repository.js';
+
+/** S11: every object is encrypted at rest, with a KMS key (SSE_KMS_KEY_ID) or S3-managed keys (SSE_S3=AES256). */
+export type ServerSideEncryption = { kind: 'aws:kms'; kmsKeyId: string } | { kind: 'AES256' };
+
+export interface S3RepositoryOptions {
+  /** Defaults to `s3`; a second S3 repository gets its configured name. */
+  name?: string;
+  bucket: string;
+  /** Keys map under `<prefix>/` (S3_PREFIX, e.g. `erp4/prod`); empty for the bucket root. */
+  prefix: string;
+  region: string;
+  /** For S3-compatible stores (S3_ENDPOINT_URL). */
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  /** Omitted: the SDK's default chain (environment, profile, instance role). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  sse: ServerSideEncryption;
+  /**
+   * Multipart part size. S3 allows 10,000 parts, so this caps the object size (the SDK's
+   * 5 MiB default caps it near 48 GiB); memory use is up to queueSize * partSizeBytes.
+   */
+  partSizeBytes: number;
+  /** Parts uploaded in parallel; default 4. */
+  queueSize?: number;
+}
+
+/** A multipart upload that was started and never completed nor aborted (it costs storage). */
+export interface IncompleteUpload {
+  key: string;
+  uploadId: string;
+  initiatedAt: Date | undefined;
+}
+
+const MIN_PART_SIZE = 5 * 1024 * 1024;
+const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
+const MAX_PARTS = 10_000;
+const DEFAULT_QUEUE_SIZE = 4;
+/** Metadata key holding the sha256 (hex) of the object's content, set on every put. */
+const SHA256_METADATA = 'sha256';
+const METADATA_KEY = /^[a-z0-9][a-z0-9_-]*$/;
+const METADATA_VALUE = /^[\x20-\x7e]*$/;
+
+function isNotFound(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name;
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return name === 'NoSuchKey' || name === 'NotFound' || status === 404;
+}
+
+function validatedOptions(options: S3RepositoryOptions): S3RepositoryOptions & { prefix: string; queueSize: number } {
+  if (!options.bucket) throw new Error('S3Repository bucket must not be empty');
+  if (!options.region) throw new Error('S3Repository region must not be empty');
+  const prefix = options.prefix.replace(/\/+$/, '');
+  try {
+    if (prefix !== '') assertSafeKey(prefix);
+  } catch {
+    throw new Error(`S3Repository prefix must be a relative path without '..' or '//', got ${JSON.stringify(options.prefix)}`);
+  }
+  if (!Number.isSafeInteger(options.partSizeBytes) || options.partSizeBytes < MIN_PART_SIZE || options.partSizeBytes > MAX_PART_SIZE) {
+    throw new Error(`S3Repository partSizeBytes must be an integer from ${MIN_PART_SIZE} (5 MiB) to ${MAX_PART_SIZE} (5 GiB), got ${options.partSizeBytes}`);
+  }
+  const queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
+  if (!Number.isSafeInteger(queueSize) || queueSize < 1) throw new Error(`S3Repository queueSize must be a positive integer, got ${queueSize}`);
+  if (options.sse.kind === 'aws:kms' && !options.sse.kmsKeyId) throw new Error('S3Repository sse.kmsKeyId must not be empty');
+  return { ...options, prefix, queueSize };
+}
+
+function validatedMetadata(key: string, metadata: Record<string, string> = {}): Record<string, string> {
+  for (const [name, value] of Object.entries(metadata)) {
+    if (!METADATA_KEY.test(name)) throw new Error(`${key}: metadata key ${JSON.stringify(name)} must be lower-case letters, digits, '_' or '-'`);
+    if (name === SHA256_METADATA) throw new Error(`${key}: metadata key ${JSON.stringify(name)} is reserved (the backend sets it)`);
+    if (!METADATA_VALUE.test(value)) throw new Error(`${key}: metadata ${name} must be printable ASCII`);
+  }
+  return metadata;
+}
+
+/**
+ * Sha256 of each part at the part-size boundaries lib-storage cuts, to compute the SHA256
+ * checksum S3 reports for the object: the plain digest of a single PutObject (up to one
+ * part), or for a multipart upload the digest of the parts' digests, written `<base64>-<parts>`.
+ */
+class PartChecksums extends Transform {
+  private readonly partDigests: Buffer[] = [];
+  private hash: Hash = createHash('sha256');
+  private bytesInPart = 0;
+  private bytes = 0;
+
+  constructor(private readonly partSize: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    for (let offset = 0; offset < chunk.length; ) {
+      const take = Math.min(this.partSize - this.bytesInPart, chunk.length - offset);
+      this.hash.update(chunk.subarray(offset, offset + take));
+      this.bytesInPart += take;
+      offset += take;
+      if (this.bytesInPart === this.partSize) {
+        this.partDigests.push(this.hash.digest());
+        this.hash = createHash('sha256');
+        this.bytesInPart = 0;
+      }
+    }
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+
+  /** Both spellings S3 servers use for the object's checksum (with and without the part count). */
+  objectChecksums(): string[] {
+    const digests = this.bytesInPart > 0 || this.partDigests.length === 0 ? [...this.partDigests, this.hash.digest()] : this.partDigests;
+    if (this.bytes <= this.partSize) return [digests[0]!.toString('base64')];
+    const composite = createHash('sha256').update(Buffer.concat(digests)).digest('base64');
+    return [composite, `${composite}-${digests.length}`];
+  }
+}
+
+/**
+ * A view of `client` that sends every request with `signal`, except AbortMultipartUpload.
+ * lib-storage's Upload sends its requests without a signal (Upload.abort() only stops new
+ * parts, and rejects before the multipart upload is cleaned up); with this view an abort stops
+ * the parts in flight at once, the upload fails, and lib-storage's cleanup still runs.
+ */
+function clientWithSignal(client: S3Client, signal: AbortSignal): S3Client {
+  const view = Object.create(client) as S3Client;
+  const send = (command: Parameters<S3Client['send']>[0], options?: Record<string, unknown>) =>
+    client.send(command, command instanceof AbortMultipartUploadCommand ? options : { ...options, abortSignal: signal });
+  view.send = send as S3Client['send'];
+  return view;
+}
+
+/**
+ * An S3 bucket (or S3-compatible store) under a key prefix.
+ *
+ * Verification of a put, in layers:
+ * - the bytes are hashed as they are read; unless size and sha256 equal `expected` the body
+ *   stream fails before its end, so the upload is never completed (the multipart upload is
+ *   aborted) and no object appears;
+ * - every request carries a SHA256 checksum (ChecksumAlgorithm, per part for multipart): AWS S3
+ *   rejects a part whose bytes differ. moto 5 (the test server) does not reject but computes the
+ *   checksum itself and reports it, so
+ * - after the upload, HeadObject must show the expected size, the `sha256` metadata, the SSE
+ *   mode and, when the server reports one, the SHA256 checksum computed over the parts it stored,
+ *   equal to the one computed locally; otherwise the object is deleted and IntegrityError thrown.
+ * A put of content already stored (same size and `sha256` metadata, encrypted) is skipped.
+ */
+export class S3Repository implements Repository {
+  readonly name: string;
+  private readonly client: S3Client;
+  private readonly options: ReturnType<typeof validatedOptions>;
+
+  constructor(options: S3RepositoryOptions) {
+    this.options = validatedOptions(options);
+    this.name = options.name ?? 's3';
+    this.client = new S3Client({
+      region: options.region,
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle,
+      credentials: options.credentials,
+      // S3-compatible stores do not all accept the SDK's default CRC32 checksums; the puts
+      // below ask for SHA256 explicitly.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  private objectKey(key: string): string {
+    assertSafeKey(key);
+    return this.options.prefix ? `${this.options.prefix}/${key}` : key;
+  }
+
+  private get keyPrefixLength(): number {
+    return this.options.prefix ? this.options.prefix.length + 1 : 0;
+  }
+
+  private sseParams(): { ServerSideEncryption: 'aws:kms' | 'AES256'; SSEKMSKeyId?: string } {
+    const sse = this.options.sse;
+    return sse.kind === 'aws:kms' ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: sse.kmsKeyId } : { ServerSideEncryption: 'AES256' };
+  }
+
+  private async head(objectKey: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: objectKey, ChecksumMode: 'ENABLED' }), {
+        abortSignal: signal,
+      });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** True when the object exists with this content (by size and `sha256` metadata) and is encrypted as configured. */
+  private holds(head: HeadObjectCommandOutput | undefined, expected: Digest): boolean {
+    return (
+      head?.ContentLength === expected.size &&
+      head.Metadata?.[SHA256_METADATA] === expected.sha256 &&
+      head.ServerSideEncryption === this.options.sse.kind
+    );
+  }
+
+  async putFile(key: string, sourcePath: string, options: PutOptions): Promise<void> {
+    const objectKey = this.objectKey(key);
+    assertDigest(key, options.expected);
+    const metadata = validatedMetadata(key, options.metadata);
+    try {
+      options.signal?.throwIfAborted();
+      const maxSize = this.options.partSizeBytes * MAX_PARTS;
+      if (options.expected.size > maxSize) {
+        throw new Error(`${options.expected.size} bytes exceed ${MAX_PARTS} parts of partSizeBytes ${this.options.partSizeBytes}: raise the part size`);
+      }
+      if (!this.holds(await this.head(objectKey, options.signal), options.expected)) {
+        await this.upload(key, objectKey, createReadStream(sourcePath), options.expected, { ...options, metadata });
+      }
+      options.onProgress?.(options.expected.size);
+    } catch (error) {
+      throw storageFailure(this.name, 'putFile', key, error);
+    }
+  }
+
+  async putBytes(key: string, body: Uint8Array, options: Omit<PutOptions, 'expected' | 'onProgress'> = {}): Promise<void> {
+    const objectKey = this.objectKey(key);
+    const metadata = validatedMetadata(key, options.metadata);
+    try {
+      options.signal?.throwIfAborted();
+      const digest = sha256OfBytes(body);
+      if (!this.holds(await this.head(objectKey, options.signal), digest)) {
+        await this.upload(key, objectKey, Readable.from([body]), digest, { ...options, metadata });
+      }
+    } catch (error) {
+      throw storageFailure(this.name, 'putBytes', key, error);
+    }
+  }
+
+  private async upload(
+    key: string,
+    objectKey: string,
+    source: Readable,
+    expected: Digest,
+    options: Omit<PutOptions, 'expected'> & { metadata: Record<string, string> },
+  ): Promise<void> {
+    const partChecksums = new PartChecksums(this.options.partSizeBytes);
+    let bodyError: unknown;
+    const body = pipeline(source, new Sha256Meter({ expect: { key, digest: expected } }), partChecksums, (error) => {
+      bodyError ??= error;
+    });
+    const upload = new Upload({
+      client: options.signal ? clientWithSignal(this.client, options.signal) : this.client,
+      params: {
+        Bucket: this.options.bucket,
+        Key: objectKey,
+        Body: body,
+        ContentType: 'application/octet-stream',
+        Metadata: { ...options.metadata, [SHA256_METADATA]: expected.sha256 },
+        ChecksumAlgorithm: 'SHA256',
+        ...this.sseParams(),
+      },
+      partSize: this.options.partSizeBytes,
+      queueSize: this.options.queueSize,
+      leavePartsOnError: false,
+    });
+    upload.on('httpUploadProgress', ({ loaded }) => {
+      if (loaded !== undefined) options.onProgress?.(loaded);
+    });
+    try {
+      await upload.done();
+    } catch (error) {
+      // An integrity failure of the body surfaces in lib-storage as whatever failed first.
+      throw bodyError ?? error;
+    } finally {
+      body.destroy();
+    }
+    await this.verifyStored(key, objectKey, expected, partChecksums.objectChecksums());
+  }
+
+  private async verifyStored(key: string, objectKey: string, expected: Digest, checksums: string[]): Promise<void> {
+    const head = await this.head(objectKey);
+    let problem: Error | undefined;
+    if (head?.ContentLength !== expected.size || head.Metadata?.[SHA256_METADATA] !== expected.sha256) {
+      problem = new IntegrityError(key, expected, { size: head?.ContentLength ?? 0, sha256: head?.Metadata?.[SHA256_METADATA] });
+    } else if (head.ChecksumSHA256 !== undefined && !checksums.includes(head.ChecksumSHA256)) {
+      problem = new IntegrityError(
+        key,
+        expected,
+        { size: head.ContentLength },
+        `the server's SHA256 checksum ${head.ChecksumSHA256} differs from ${checksums[0]} computed while uploading`,
+      );
+    } else if (head.ServerSideEncryption !== this.options.sse.kind) {
+      problem = new Error(`the server stored the object with encryption ${String(head.ServerSideEncryption)}, not ${this.options.sse.kind}`);
+    }
+    if (problem) {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: objectKey }));
+      throw problem;
+    }
+  }
+
+  private async getObject(key: string, objectKey: string, signal?: AbortSignal) {
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: objectKey }), { abortSignal: signal });
+      if (!(response.Body instanceof Readable)) throw new Error('GetObject returned no readable body');
+      return { body: response.Body, size: response.ContentLength };
+    } catch (error) {
+      throw isNotFound(error) ? new ObjectNotFoundError(this.name, key) : error;
+    }
+  }
+
+  async getFile(key: string, destPath: string, options: GetOptions = {}): Promise<void> {
+    const objectKey = this.objectKey(key);
+    try {
+      options.signal?.throwIfAborted();
+      const { body, size } = await this.getObject(key, objectKey, options.signal);
+      try {
+        await writeFileAtomically(resolve(destPath), body, {
+          onProgress: options.onProgress,
+          signal: options.signal,
+          verify: (written) => {
+            if (size !== undefined && written.size !== size) throw new Error(`download ended after ${written.size} of ${size} bytes`);
+          },
+        });
+      } finally {
+        body.destroy();
+      }
+    } catch (error) {
+      throw storageFailure(this.name, 'getFile', key, error);
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    const objectKey = this.objectKey(key);
+    try {
+      const { body } = await this.getObject(key, objectKey);
+      return Buffer.concat(await body.toArray());
+    } catch (error) {
+      throw storageFailure(this.name, 'getBytes', key, error);
+    }
+  }
+
+  async openRead(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const objectKey = this.objectKey(key);
+    try {
+      options.signal?.throwIfAborted();
+      const { body } = await this.getObject(key, objectKey, options.signal);
+      // The request's signal stops waiting for the response; this one stops the body too.
+      return options.signal ? addAbortSignal(options.signal, body) : body;
+    } catch (error) {
+      throw storageFailure(this.name, 'openRead', key, error);
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    const objectKey = this.objectKey(key);
+    try {
+      const head = await this.head(objectKey);
+      return head ? { key, size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0) } : undefined;
+    } catch (error) {
+      throw storageFailure(this.name, 'stat', key, error);
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    assertSafePrefix(prefix);
+    const found: ObjectInfo[] = [];
+    try {
+      const pages = paginateListObjectsV2(
+        { client: this.client },
+        { Bucket: this.options.bucket, Prefix: this.listPrefix(prefix) },
+      );
+      for await (const page of pages) {
+        for (const object of page.Contents ?? []) {
+          if (object.Key === undefined) continue;
+          found.push({ key: object.Key.slice(this.keyPrefixLength), size: object.Size ?? 0, modifiedAt: object.LastModified ?? new Date(0) });
+        }
+      }
+    } catch (error) {
+      throw storageFailure(this.name, 'list', prefix, error);
+    }
+    return found;
+  }
+
+  private listPrefix(prefix: string): string {
+    return this.options.prefix ? `${this.options.prefix}/${prefix}` : prefix;
+  }
+
+  async delete(key: string): Promise<void> {
+    const objectKey = this.objectKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: objectKey }));
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw storageFailure(this.name, 'delete', key, error);
+    }
+  }
+
+  /** Multipart uploads under `prefix` that were started and never completed nor aborted (prune reaps them). */
+  async listIncompleteUploads(prefix = ''): Promise<IncompleteUpload[]> {
+    assertSafePrefix(prefix);
+    const found: IncompleteUpload[] = [];
+    try {
+      let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+      for (;;) {
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.options.bucket, Prefix: this.listPrefix(prefix), ...markers }),
+        );
+        for (const upload of page.Uploads ?? []) {
+          if (upload.Key === undefined || upload.UploadId === undefined) continue;
+          found.push({ key: upload.Key.slice(this.keyPrefixLength), uploadId: upload.UploadId, initiatedAt: upload.Initiated });
+        }
+        if (!page.IsTruncated) return found;
+        markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+      }
+    } catch (error) {
+      throw storageFailure(this.name, 'listIncompleteUploads', prefix, error);
+    }
+  }
+
+  /** Aborts an incomplete multipart upload (its parts are deleted); one already gone is fine. */
+  async abortIncompleteUpload(upload: Pick<IncompleteUpload, 'key' | 'uploadId'>): Promise<void> {
+    const objectKey = this.objectKey(upload.key);
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: objectKey, UploadId: upload.uploadId }));
+    } catch (error) {
+      if ((error as { name?: string }).name === 'NoSuchUpload') return;
+      throw storageFailure(this.name, 'abortIncompleteUpload', upload.key, error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,116 @@
+import { mkdir, mkdtemp, open, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256OfFile } from '../../src/storage/hash.js';
+import { LocalRepository } from '../../src/storage/local.js';
+import { IntegrityError } from '../../src/storage/repository.js';
+import { corruptedSha256, repositoryContract, writeRandomFile } from './contract.js';
+
+const workDir = await mkdtemp(join(tmpdir(), 'erp4-local-repository-'));
+afterAll(() => rm(workDir, { recursive: true, force: true }));
+
+let contractRuns = 0;
+repositoryContract('local', async () => new LocalRepository({ root: join(workDir, `contract-${++contractRuns}`) }));
+
+/** Every file under `dir`, recursively, as relative paths. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((entry) => !entry.isDirectory()).map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1)).sort();
+}
+
+describe('LocalRepository', () => {
+  let root: string;
+  let repository: LocalRepository;
+  let source: { path: string; digest: Awaited<ReturnType<typeof writeRandomFile>> };
+
+  beforeAll(async () => {
+    root = join(workDir, 'specific');
+    repository = new LocalRepository({ root });
+    const sourcePath = join(workDir, 'source.dump');
+    source = { path: sourcePath, digest: await writeRandomFile(sourcePath, 300_000) };
+  });
+
+  it('requires an absolute root, naming it', () => {
+    expect(() => new LocalRepository({ root: 'relative/dir' })).toThrow(/root must be an absolute directory path.*relative\/dir/);
+    expect(() => new LocalRepository({ root: '' })).toThrow(/root/);
+  });
+
+  it('maps keys under the root and writes files readable by the owner only', async () => {
+    await repository.putFile('prod/db/x.dump', source.path, { expected: source.digest });
+    const info = await stat(join(root, 'prod', 'db', 'x.dump'));
+    expect(info.size).toBe(source.digest.size);
+    expect(info.mode & 0o777).toBe(0o600);
+  });
+
+  it('verifies in place when the source already is the destination (staging == repository)', async () => {
+    const key = 'in-place/db/staged.dump';
+    await mkdir(join(root, 'in-place', 'db'), { recursive: true });
+    const path = join(root, 'in-place', 'db', 'staged.dump');
+    const digest = await writeRandomFile(path, 50_000);
+    await repository.putFile(key, path, { expected: digest });
+    expect(await sha256OfFile(path)).toEqual(digest);
+
+    const wrong = { size: digest.size, sha256: corruptedSha256(digest.sha256) };
+    await expect(repository.putFile(key, path, { expected: wrong })).rejects.toBeInstanceOf(IntegrityError);
+    // The caller's only copy is reported, never deleted.
+    expect(await sha256OfFile(path)).toEqual(digest);
+  });
+
+  it('replaces a stored file with a corrupt byte instead of trusting it', async () => {
+    const key = 'corrupt/db/x.dump';
+    await repository.putFile(key, source.path, { expected: source.digest });
+    const path = join(root, 'corrupt', 'db', 'x.dump');
+    const handle = await open(path, 'r+');
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, 1234);
+    await handle.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, 1234);
+    await handle.close();
+    expect(await sha256OfFile(path)).not.toEqual(source.digest);
+
+    await repository.putFile(key, source.path, { expected: source.digest });
+    expect(await sha256OfFile(path)).toEqual(source.digest);
+  });
+
+  it('leaves no temporary file in the directory after a failed or aborted put', async () => {
+    const dir = join(root, 'failed');
+    const wrong = { size: source.digest.size, sha256: corruptedSha256(source.digest.sha256) };
+    await expect(repository.putFile('failed/db/x.dump', source.path, { expected: wrong })).rejects.toBeInstanceOf(IntegrityError);
+    const controller = new AbortController();
+    await expect(
+      repository.putFile('failed/db/y.dump', source.path, { expected: source.digest, signal: controller.signal, onProgress: () => controller.abort() }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(repository.putFile('failed/db/z.dump', join(workDir, 'no-such-source'), { expected: source.digest })).rejects.toThrow(
+      /failed\/db\/z\.dump.*no-such-source/,
+    );
+    expect(await filesUnder(dir)).toEqual([]);
+  });
+
+  it('hides temporary files left by a crash from list() and refuses keys that look like them', async () => {
+    await repository.putBytes('crash/meta/a.json', Buffer.from('{}'));
+    await writeFile(join(root, 'crash', 'meta', '.b.json.tmp-0123456789abcdef'), 'half');
+    expect((await repository.list('crash/')).map((info) => info.key)).toEqual(['crash/meta/a.json']);
+    await expect(repository.putBytes('crash/meta/.b.json.tmp-0123456789abcdef', Buffer.from('x'))).rejects.toThrow(
+      /reserved for temporary files/,
+    );
+  });
+
+  it('neither lists nor follows symbolic links out of the root', async () => {
+    const outside = join(workDir, 'outside');
+    await mkdir(outside, { recursive: true });
+    await writeFile(join(outside, 'secret.txt'), 'secret');
+    await mkdir(join(root, 'links'), { recursive: true });
+    await symlink(outside, join(root, 'links', 'dir'));
+    await symlink(join(outside, 'secret.txt'), join(root, 'links', 'file.txt'));
+    await repository.putBytes('links/real.txt', Buffer.from('real'));
+    expect((await repository.list('links/')).map((info) => info.key)).toEqual(['links/real.txt']);
+    expect(await repository.stat('links/file.txt')).toBeUndefined();
+    await expect(repository.getBytes('links/file.txt')).rejects.toMatchObject({ name: 'ObjectNotFoundError' });
+  });
+
+  it('lists nothing (rather than failing) before the root exists', async () => {
+    const fresh = new LocalRepository({ root: join(workDir, 'not-created-yet') });
+    expect(await fresh.list('')).toEqual([]);
+    expect(await fresh.stat('a/b')).toBeUndefined();
+  });
+});
