@@ -1,0 +1,964 @@
+/**
+ * Environment -> one typed, frozen Config. Every problem is reported at once in one
+ * ConfigError naming the variable (`VARIABLE: what is wrong; expected ...`).
+ *
+ * An empty value (`FOO=` in a .env file) counts as unset. Relative paths resolve against the
+ * working directory. Secrets are wrapped in `Secret`: JSON, util.inspect and string templates
+ * show `***`; only `.reveal()` gives the value, at the one place that hands it to a child's
+ * environment or a client. The Config stays in the worker: never pass it to a workflow.
+ *
+ * | Variable | Default | Meaning and rule |
+ * |---|---|---|
+ * | BACKUP_ENV | `poc` | environment name in the layout `erp4/<env>/...`; `[a-z0-9][a-z0-9-]*` |
+ * | DB_HOST | `localhost` | S20: host name, IP address, or absolute Unix-socket directory |
+ * | DB_PORT | `5432` | S20: 1-65535 |
+ * | DB_USER | `postgres` | S20: role name |
+ * | DB_PASSWORD | - | S20, secret: handed to pg tools as PGPASSWORD, never in argv |
+ * | DB_NAME | required | S20: database to back up, taken verbatim (quotes and spaces allowed; at most 63 bytes) |
+ * | PG_BIN_DIR | PATH | directory holding pg_dump, pg_dumpall, pg_restore, psql |
+ * | S3_BUCKET | - | S10: enables the S3 repository; S3 bucket-name rules |
+ * | S3_PREFIX | `erp4` | S10/S14: key prefix; `/`-separated `[A-Za-z0-9._-]` segments, no `..` |
+ * | S3_REGION | `ap-northeast-1` | S10 |
+ * | S3_ENDPOINT_URL | AWS | S10: http(s) URL of an S3-compatible store; implies path-style |
+ * | S3_PART_SIZE_MB | `64` | multipart part size, 5-5120 MiB (10,000 parts cap the object size) |
+ * | SSE_KMS_KEY_ID | - | S11: SSE-KMS key id, key ARN, alias (e.g. `alias/erp4-backup`) or alias ARN |
+ * | SSE_S3 | - | S11: `AES256` for SSE-S3; with S3_BUCKET exactly one of SSE_KMS_KEY_ID, SSE_S3 is required |
+ * | S3_WRITER_ACCESS_KEY_ID, S3_WRITER_SECRET_ACCESS_KEY | SDK chain | S15: write-only role used by backups (both or neither; secret) |
+ * | S3_READER_ACCESS_KEY_ID, S3_READER_SECRET_ACCESS_KEY | SDK chain | S15: read-only role used by restores (both or neither; secret) |
+ * | S3_PRUNER_ACCESS_KEY_ID, S3_PRUNER_SECRET_ACCESS_KEY | SDK chain | S15: role used by prune: list, read manifests, delete (both or neither; secret) |
+ * | GPG_RECIPIENT | - | S12: user id, e-mail or fingerprint; enables OpenPGP encryption |
+ * | GPG_PUBLIC_KEY_FILE | - | S12: ASCII-armoured public key(s); required with GPG_RECIPIENT |
+ * | GPG_PRIVATE_KEY_FILE | - | restore only: ASCII-armoured private key that decrypts backups |
+ * | GPG_PASSPHRASE_FILE | - | restore only: file holding the private key's passphrase |
+ * | GPG_PASSPHRASE | - | restore only, secret: the passphrase itself (or use GPG_PASSPHRASE_FILE, not both) |
+ * | REMOTE_HOST | - | S17: enables the copy to another host over SFTP; host name or IP address |
+ * | REMOTE_PORT | `22` | S17: 1-65535 |
+ * | REMOTE_USER | current OS user | S17: login name on REMOTE_HOST |
+ * | REMOTE_DIR | required with REMOTE_HOST | S17/S18: absolute directory on REMOTE_HOST |
+ * | REMOTE_SSH_KEY | required with REMOTE_HOST | S17: private key file that logs in |
+ * | REMOTE_HOST_KEY | required with REMOTE_HOST | the host's public key (`ssh-ed25519 AAAA...` or a known_hosts line) or its `SHA256:...` fingerprint |
+ * | REMOTE_KEEP_DAYS | never pruned | S17: days a generation is kept on REMOTE_HOST; positive integer |
+ * | PDF_PROVIDER | `none` | S2: `local` backs up ASSET_DIR; `s3` and `none` back up no files |
+ * | ASSET_DIR | required with PDF_PROVIDER=local | S2: absolute, existing directory of PDF/attachment files |
+ * | BACKUP_DIR | `./backups` | S19: local repository and staging root (made absolute) |
+ * | BACKUP_PREFIX | `erp4` | S19: file-name prefix; `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`, no `..` |
+ * | BACKUP_FILE, BACKUP_GLOBALS_FILE, BACKUP_ASSETS_FILE | - | S19: a specific backup file to upload or restore; must stay inside BACKUP_DIR, no shell metacharacters |
+ * | TEMPORAL_ADDRESS | `127.0.0.1:7233` | Temporal frontend `host:port` |
+ * | TEMPORAL_NAMESPACE | `default` | Temporal namespace |
+ * | TEMPORAL_TASK_QUEUE | `erp4-backup` | task queue of the worker |
+ * | CRITICAL_TABLES | none | S6/S9: comma list of `table` or `schema.table` (lower-case identifiers; schema defaults to `public`) |
+ * | SCHEMA_VERSION_QUERY | - | S14: SQL returning one value, recorded as `schema_version` |
+ * | FINGERPRINT_QUERIES_FILE | built-in | S26: JSON or SQL file replacing the default fingerprint queries |
+ * | NOTIFY_WEBHOOK_URL | - | http(s) URL notified of failures (treated as a secret: such URLs carry tokens) |
+ * | TIME_ZONE | `Asia/Tokyo` | IANA zone of schedules and retention calendars |
+ * | RESTORE_APPROVERS | none | S13: comma list `name:role`, e.g. `alice:admin,bob:management` |
+ * | RESTORE_APPROVAL_TIMEOUT | `24h` | S22: how long a restore waits for approval; `90s`, `30m`, `24h`, `1d12h` |
+ * | RESTORE_TARGET_DB | DB_NAME | S21: the database a production Restore creates empty and loads; it must not exist yet (at most 63 bytes) |
+ * | RESTORE_ASSET_DIR | ASSET_DIR | S23: absolute directory a production Restore puts the PDF files into; must be absent or empty |
+ * | RESTORE_SMOKE_URLS | none | S21: comma list of http(s) URLs that must answer 2xx after a production Restore |
+ * | DRILL_PREAPPROVED | `false` | S25: `true` lets drills restore into their scratch database without approve-restore (scheduled drills); a production Restore always waits |
+ * | DRILL_LATEST_DATA_QUERY | - | S27: SQL returning the time of the newest row (e.g. `SELECT max(issued_at) FROM invoices`); must be no older than generated_at minus RPO_DAILY (RPO_CRITICAL for critical and weekly-full backups) |
+ * | DRILL_CHECKS_FILE | - | S26: SQL file of named checks: `-- name: <name>` blocks, each returning one row with `expected` and `actual` |
+ * | DRILL_SMOKE_URLS | none | S21/S25: comma list of http(s) URLs (`/health`, main APIs) that must answer 2xx while the drill's database is up |
+ * | DRILL_BATCH_RESUME_QUERY | - | S27: SQL returning one row per batch job with columns `job` and `resumable` (boolean) |
+ * | SCHEDULE_DAILY | `02:00` | S29: time of the daily backup in TIME_ZONE, `HH:MM` |
+ * | SCHEDULE_CRITICAL | `05:00` | S9: one of the four backups of CRITICAL_TABLES a day, 6 h apart, `HH:MM` |
+ * | SCHEDULE_WEEKLY_FULL | `sun 03:00` | S6: day of the week and time of the weekly full backup of CRITICAL_TABLES |
+ * | SCHEDULE_RESTORE_DRILL | `1 10:00` | S25: day of the month (1-28) and time of the monthly drill (office hours: it waits for approval) |
+ * | SCHEDULE_PRUNE | `06:00` | S8: time of the daily prune, after the backup window, `HH:MM` |
+ * | RPO_DAILY | `24h` | S9: the freshness watchdog alerts when the newest whole-database backup is older |
+ * | RPO_CRITICAL | `6h` | S9: ... when the newest backup holding CRITICAL_TABLES is older (checked when CRITICAL_TABLES is set) |
+ * | DRILL_MAX_AGE | `35d` | S25: ... when the newest restore drill is older (or failed) |
+ * | OFFSITE_MAX_LAG | `2h` | S8/S17: ... when S3 or REMOTE_HOST has lacked a backup the local repository holds for longer |
+ * | METRICS_BIND_ADDRESS | off | `host:port` of the worker's Prometheus endpoint `/metrics` (e.g. `0.0.0.0:9464`) |
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { inspect } from 'node:util';
+import { z } from 'zod';
+import { parseChecksFile, type NamedQuery } from './restore/checks-file.js';
+import {
+  parseMonthlyTime,
+  parseTimeOfDay,
+  parseWeeklyTime,
+  type MonthlyTime,
+  type TimeOfDay,
+  type WeeklyTime,
+} from './schedule-times.js';
+
+/** A secret value: prints as its redacted form everywhere; `.reveal()` is the one way out. */
+export class Secret {
+  readonly #value: string;
+  readonly #shown: string;
+
+  constructor(value: string, shown = '***') {
+    this.#value = value;
+    this.#shown = shown;
+  }
+
+  reveal(): string {
+    return this.#value;
+  }
+
+  toString(): string {
+    return this.#shown;
+  }
+
+  toJSON(): string {
+    return this.#shown;
+  }
+
+  [inspect.custom](): string {
+    return this.#shown;
+  }
+}
+
+export interface ConfigIssue {
+  variable: string;
+  message: string;
+}
+
+/**
+ * Every configuration problem found, at once. Retrying cannot fix configuration: activities
+ * rethrow it as a non-retryable ApplicationFailure, and retry policies can also list the
+ * type 'ConfigError' (the error's name) in nonRetryableErrorTypes.
+ */
+export class ConfigError extends Error {
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[]) {
+    const count = issues.length === 1 ? '1 problem' : `${issues.length} problems`;
+    super(`Invalid configuration (${count}):\n` + issues.map((i) => `  ${i.variable}: ${i.message}`).join('\n'));
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+export interface Credentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: Secret;
+}
+
+/** Mirrors the SDK's ServerSideEncryption / SSEKMSKeyId parameters (S11). */
+export type ServerSideEncryption =
+  | { readonly serverSideEncryption: 'aws:kms'; readonly kmsKeyId: string }
+  | { readonly serverSideEncryption: 'AES256' };
+
+export interface Config {
+  readonly env: string;
+  readonly timeZone: string;
+  readonly db: {
+    readonly host: string;
+    readonly port: number;
+    readonly user: string;
+    readonly password: Secret | undefined;
+    /** Verbatim; pass it as PGDATABASE: pg_dump reads a `-d` value containing `=` as a conninfo string. */
+    readonly database: string;
+    readonly pgBinDir: string | undefined;
+  };
+  readonly s3:
+    | {
+        readonly bucket: string;
+        readonly prefix: string;
+        readonly region: string;
+        readonly endpointUrl: string | undefined;
+        /** S3-compatible stores behind an endpoint URL rarely serve virtual-hosted buckets. */
+        readonly forcePathStyle: boolean;
+        readonly partSizeBytes: number;
+        readonly sse: ServerSideEncryption;
+        /** Undefined: the AWS SDK default credential chain. */
+        readonly writer: Credentials | undefined;
+        readonly reader: Credentials | undefined;
+        readonly pruner: Credentials | undefined;
+      }
+    | undefined;
+  readonly gpg:
+    | {
+        /** Backups are encrypted for this recipient (S12). */
+        readonly encryption: { readonly recipient: string; readonly publicKeyFile: string } | undefined;
+        /** Restores can decrypt (at most one of passphraseFile, passphrase is set). */
+        readonly decryption:
+          | { readonly privateKeyFile: string; readonly passphraseFile: string | undefined; readonly passphrase: Secret | undefined }
+          | undefined;
+      }
+    | undefined;
+  readonly remote:
+    | {
+        readonly host: string;
+        readonly port: number;
+        readonly user: string;
+        readonly dir: string;
+        readonly privateKeyFile: string;
+        /**
+         * `fingerprint` is what the host must present (`SHA256:<base64>`, as ssh-keygen -l
+         * prints it). `keyType` is known when a whole key was given: restrict the negotiated
+         * host-key algorithm to it, or a server with several host keys may present another.
+         */
+        readonly hostKey: { readonly fingerprint: string; readonly keyType: string | undefined };
+        /** Undefined: generations on the remote host are never pruned (S17). */
+        readonly keepDays: number | undefined;
+      }
+    | undefined;
+  readonly assets: { readonly provider: 'local'; readonly dir: string } | { readonly provider: 's3' | 'none' };
+  readonly local: {
+    readonly backupDir: string;
+    readonly prefix: string;
+    readonly backupFile: string | undefined;
+    readonly globalsFile: string | undefined;
+    readonly assetsFile: string | undefined;
+  };
+  readonly temporal: { readonly address: string; readonly namespace: string; readonly taskQueue: string };
+  readonly backup: {
+    readonly criticalTables: readonly { readonly schema: string; readonly table: string }[];
+    readonly schemaVersionQuery: string | undefined;
+    readonly fingerprintQueriesFile: string | undefined;
+  };
+  readonly restore: {
+    readonly approvers: readonly { readonly name: string; readonly role: string }[];
+    readonly approvalTimeoutMs: number;
+    /** RESTORE_TARGET_DB, default DB_NAME. */
+    readonly targetDatabase: string;
+    /** RESTORE_ASSET_DIR, default ASSET_DIR when PDF_PROVIDER=local. */
+    readonly assetDir: string | undefined;
+    readonly smokeUrls: readonly string[];
+  };
+  readonly drill: {
+    readonly preApproved: boolean;
+    readonly latestDataQuery: string | undefined;
+    /** DRILL_CHECKS_FILE, parsed at load time so a malformed file stops the worker at start. */
+    readonly checks: { readonly file: string; readonly queries: readonly NamedQuery[] } | undefined;
+    readonly smokeUrls: readonly string[];
+    readonly batchResumeQuery: string | undefined;
+  };
+  readonly notify: { readonly webhookUrl: Secret | undefined };
+  /** Wall-clock times in timeZone (src/temporal/schedules.ts turns them into Temporal Schedules). */
+  readonly schedules: {
+    readonly daily: TimeOfDay;
+    readonly critical: TimeOfDay;
+    readonly weeklyFull: WeeklyTime;
+    readonly restoreDrill: MonthlyTime;
+    readonly prune: TimeOfDay;
+  };
+  /** Thresholds of the freshness watchdog (src/freshness.ts). */
+  readonly freshness: {
+    readonly rpoDailyMs: number;
+    readonly rpoCriticalMs: number;
+    readonly drillMaxAgeMs: number;
+    readonly offsiteMaxLagMs: number;
+  };
+  readonly metrics: { readonly bindAddress: string | undefined };
+}
+
+/** A plain, printable copy of T with every Secret replaced by its redacted form. */
+export type Redacted<T> = T extends Secret
+  ? string
+  : T extends readonly (infer U)[]
+    ? Redacted<U>[]
+    : T extends object
+      ? { -readonly [K in keyof T]: Redacted<T[K]> }
+      : T;
+
+/** For printing and logging: secrets appear as `***` (Secret.toJSON does the replacing). */
+export function redactedConfig(config: Config): Redacted<Config> {
+  return JSON.parse(JSON.stringify(config)) as Redacted<Config>;
+}
+
+export const CONFIG_VARIABLES = [
+  'BACKUP_ENV',
+  'DB_HOST',
+  'DB_PORT',
+  'DB_USER',
+  'DB_PASSWORD',
+  'DB_NAME',
+  'PG_BIN_DIR',
+  'S3_BUCKET',
+  'S3_PREFIX',
+  'S3_REGION',
+  'S3_ENDPOINT_URL',
+  'S3_PART_SIZE_MB',
+  'SSE_KMS_KEY_ID',
+  'SSE_S3',
+  'S3_WRITER_ACCESS_KEY_ID',
+  'S3_WRITER_SECRET_ACCESS_KEY',
+  'S3_READER_ACCESS_KEY_ID',
+  'S3_READER_SECRET_ACCESS_KEY',
+  'S3_PRUNER_ACCESS_KEY_ID',
+  'S3_PRUNER_SECRET_ACCESS_KEY',
+  'GPG_RECIPIENT',
+  'GPG_PUBLIC_KEY_FILE',
+  'GPG_PRIVATE_KEY_FILE',
+  'GPG_PASSPHRASE_FILE',
+  'GPG_PASSPHRASE',
+  'REMOTE_HOST',
+  'REMOTE_PORT',
+  'REMOTE_USER',
+  'REMOTE_DIR',
+  'REMOTE_SSH_KEY',
+  'REMOTE_HOST_KEY',
+  'REMOTE_KEEP_DAYS',
+  'PDF_PROVIDER',
+  'ASSET_DIR',
+  'BACKUP_DIR',
+  'BACKUP_PREFIX',
+  'BACKUP_FILE',
+  'BACKUP_GLOBALS_FILE',
+  'BACKUP_ASSETS_FILE',
+  'TEMPORAL_ADDRESS',
+  'TEMPORAL_NAMESPACE',
+  'TEMPORAL_TASK_QUEUE',
+  'CRITICAL_TABLES',
+  'SCHEMA_VERSION_QUERY',
+  'FINGERPRINT_QUERIES_FILE',
+  'NOTIFY_WEBHOOK_URL',
+  'TIME_ZONE',
+  'RESTORE_APPROVERS',
+  'RESTORE_APPROVAL_TIMEOUT',
+  'RESTORE_TARGET_DB',
+  'RESTORE_ASSET_DIR',
+  'RESTORE_SMOKE_URLS',
+  'DRILL_PREAPPROVED',
+  'DRILL_LATEST_DATA_QUERY',
+  'DRILL_CHECKS_FILE',
+  'DRILL_SMOKE_URLS',
+  'DRILL_BATCH_RESUME_QUERY',
+  'SCHEDULE_DAILY',
+  'SCHEDULE_CRITICAL',
+  'SCHEDULE_WEEKLY_FULL',
+  'SCHEDULE_RESTORE_DRILL',
+  'SCHEDULE_PRUNE',
+  'RPO_DAILY',
+  'RPO_CRITICAL',
+  'DRILL_MAX_AGE',
+  'OFFSITE_MAX_LAG',
+  'METRICS_BIND_ADDRESS',
+] as const;
+
+type Variable = (typeof CONFIG_VARIABLES)[number];
+type RawEnv = Partial<Record<Variable, string>>;
+
+// ---------------------------------------------------------------------------------------------
+// Field rules: one zod schema per variable. Messages read `what is wrong; expected ...`.
+
+/** Echoes a (non-secret) bad value, shortened so a pasted blob does not flood the message. */
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+const invalid = (expected: string) => ({
+  error: (issue: { input?: unknown }) => `${show(issue.input)} is not valid; expected ${expected}`,
+});
+
+/** What is wrong with a value; a parser returns it instead of the parsed value. */
+class Wrong {
+  constructor(readonly what: string) {}
+}
+
+/** A required-unless-`.optional()` string, turned into T by `parse` or reported as `<what is wrong>; expected <expected>`. */
+function parsed<T>(expected: string, parse: (value: string) => T | Wrong) {
+  return z.string({ error: `not set; expected ${expected}` }).transform((value, ctx) => {
+    const result = parse(value);
+    if (!(result instanceof Wrong)) return result;
+    ctx.addIssue({ code: 'custom', message: `${result.what}; expected ${expected}` });
+    return z.NEVER;
+  });
+}
+
+function integer(min: number, max: number, expected: string) {
+  return z
+    .string()
+    .regex(/^\d+$/, invalid(expected))
+    .transform(Number)
+    .pipe(z.number().int().min(min, invalid(expected)).max(max, invalid(expected)));
+}
+
+const tcpPort = () => integer(1, 65535, 'a TCP port 1-65535');
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const isHost = (value: string) => HOST_NAME.test(value) || net.isIP(value) !== 0;
+
+function isTemporalAddress(value: string): boolean {
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(value);
+  if (!match?.[1] || !match[2]) return false;
+  const host = match[1].startsWith('[') ? match[1].slice(1, -1) : match[1];
+  const port = Number(match[2]);
+  return isHost(host) && port >= 1 && port <= 65535;
+}
+
+/** PostgreSQL silently truncates longer names (NAMEDATALEN 64): the backup would name another object. */
+const postgresName = (value: string) => (Buffer.byteLength(value) > 63 ? new Wrong(`is ${Buffer.byteLength(value)} bytes long`) : value);
+
+/** Characters a shell would interpret, and control characters such as NUL and newlines (S19). */
+const UNSAFE_PATH_CHARACTER = /[;|&$`<>*?(){}[\]!'"\\\u0000-\u001f\u007f]/;
+
+function unsafeCharacter(value: string): Wrong | undefined {
+  const found = UNSAFE_PATH_CHARACTER.exec(value)?.[0];
+  return found === undefined ? undefined : new Wrong(`contains ${show(found)}, a shell metacharacter or control character`);
+}
+
+const hasDotDotSegment = (value: string) => value.split('/').includes('..');
+
+function isInside(candidate: string, dir: string): boolean {
+  const relative = path.relative(dir, candidate);
+  return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
+}
+
+const BACKUP_PATH_EXPECTED = 'a file name or relative path inside BACKUP_DIR (or an absolute path inside it), without shell metacharacters';
+
+/** `value` as an absolute path inside `backupDir`, or what is wrong with it (S19). */
+function insideBackupDir(value: string, backupDir: string): string | Wrong {
+  const unsafe = unsafeCharacter(value);
+  if (unsafe) return unsafe;
+  if (hasDotDotSegment(value)) return new Wrong(`${show(value)} contains a '..' segment`);
+  const resolved = path.resolve(backupDir, value);
+  if (!isInside(resolved, backupDir)) return new Wrong(`${show(value)} is outside BACKUP_DIR (${backupDir})`);
+  let real: string;
+  try {
+    real = fs.realpathSync(resolved);
+  } catch {
+    return resolved; // not there (yet): no symbolic link to follow
+  }
+  return isInside(real, fs.realpathSync(backupDir))
+    ? resolved
+    : new Wrong(`${show(value)} leads through a symbolic link to ${real}, outside BACKUP_DIR`);
+}
+
+/**
+ * The absolute path of a backup file named by `variable` (an environment variable or a CLI
+ * option), refusing anything that leaves `backupDir`, also through a symbolic link (S19).
+ */
+export function resolveInsideBackupDir(variable: string, value: string, backupDir: string): string {
+  const result = insideBackupDir(value, path.resolve(backupDir));
+  if (result instanceof Wrong) throw new ConfigError([{ variable, message: `${result.what}; expected ${BACKUP_PATH_EXPECTED}` }]);
+  return result;
+}
+
+function existingPath(absolute: string, kind: 'file' | 'directory'): string | Wrong {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(absolute);
+  } catch {
+    return new Wrong(`${absolute} does not exist`);
+  }
+  if (kind === 'file' ? !stat.isFile() : !stat.isDirectory()) return new Wrong(`${absolute} is not a ${kind}`);
+  try {
+    fs.accessSync(absolute, fs.constants.R_OK);
+  } catch {
+    return new Wrong(`${absolute} is not readable`);
+  }
+  return absolute;
+}
+
+/** An existing, readable file (a relative path resolves against the working directory). */
+function readableFile(expected: string, mustContain?: { pattern: RegExp; what: string }) {
+  return parsed(expected, (value) => {
+    const file = existingPath(path.resolve(value), 'file');
+    if (file instanceof Wrong || mustContain === undefined) return file;
+    return mustContain.pattern.test(fs.readFileSync(file, 'utf8')) ? file : new Wrong(`${file} does not contain ${mustContain.what}`);
+  });
+}
+
+/** A directory that is safe to hand to tools and is not the file-system root. */
+function dedicatedDirectory(value: string, absolute: string): string | Wrong {
+  return unsafeCharacter(value) ?? (absolute === path.parse(absolute).root ? new Wrong('is the file-system root') : absolute);
+}
+
+function pgBinDir(value: string): string | Wrong {
+  const dir = existingPath(path.resolve(value), 'directory');
+  if (dir instanceof Wrong) return dir;
+  try {
+    fs.accessSync(path.join(dir, 'pg_dump'), fs.constants.X_OK);
+    return dir;
+  } catch {
+    return new Wrong(`${dir} holds no executable pg_dump`);
+  }
+}
+
+function remoteDir(value: string): string | Wrong {
+  if (!value.startsWith('/')) return new Wrong(`${show(value)} is not absolute`);
+  if (hasDotDotSegment(value)) return new Wrong(`${show(value)} contains a '..' segment`);
+  const normalized = path.posix.normalize(value).replace(/(?<=.)\/$/, '');
+  return normalized === '/' ? new Wrong('is the root directory') : (unsafeCharacter(value) ?? normalized);
+}
+
+const S3_BUCKET_NAME =
+  /^(?!\d+\.\d+\.\d+\.\d+$)(?!xn--|sthree-|amzn-s3-demo-)(?!.*(?:-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const S3_PREFIX_SEGMENT = /^[A-Za-z0-9._-]+$/;
+const KMS_KEY_ID =
+  /^(?:alias\/[A-Za-z0-9/_-]+|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)\/[A-Za-z0-9/_-]+|(?:mrk-)?[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+const s3Prefix = (value: string) =>
+  value.split('/').every((segment) => S3_PREFIX_SEGMENT.test(segment) && segment !== '.' && segment !== '..')
+    ? value
+    : new Wrong(`${show(value)} is not valid`);
+
+/** Any http(s) URL: z.httpUrl would also demand a dotted domain, refusing `http://minio:9000` and IP addresses. */
+const httpUrl = (params: { error: string | ((issue: { input?: unknown }) => string) }) => z.url({ protocol: /^https?$/, ...params });
+
+/** A secret is never echoed: its message says only what is wrong. */
+const secret = (expected: string) =>
+  z
+    .string()
+    .regex(/^\S+$/, { error: `contains white space; expected ${expected}` })
+    .transform((value) => new Secret(value));
+
+const accessKeyId = () => z.string().regex(/^[A-Za-z0-9+/=._-]{3,128}$/, invalid('an access key id such as AKIA...'));
+
+/** A comma list whose items are parsed one by one; every bad or repeated item is reported. */
+function commaList<T>(expected: string, parseItem: (item: string) => T | undefined, keyOf: (item: T) => string) {
+  return z.string().transform((value, ctx) => {
+    const items: T[] = [];
+    const seen = new Set<string>();
+    for (const text of value.split(',').map((part) => part.trim())) {
+      const item = parseItem(text);
+      if (item === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${show(text)} is not valid; expected ${expected}` });
+      } else if (seen.has(keyOf(item))) {
+        ctx.addIssue({ code: 'custom', message: `${show(text)} is listed twice; expected each once` });
+      } else {
+        seen.add(keyOf(item));
+        items.push(item);
+      }
+    }
+    return items;
+  });
+}
+
+/** A comma list of http(s) URLs. */
+function urlList(expected: string) {
+  const parseUrl = (text: string) => {
+    try {
+      const url = new URL(text);
+      return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  return commaList(expected, parseUrl, (url) => url);
+}
+
+/** DRILL_CHECKS_FILE: read and parsed now, so a malformed file is reported with the variable. */
+function checksFile(value: string): { file: string; queries: NamedQuery[] } | Wrong {
+  const file = existingPath(path.resolve(value), 'file');
+  if (file instanceof Wrong) return file;
+  try {
+    return { file, queries: parseChecksFile(fs.readFileSync(file, 'utf8')) };
+  } catch (error) {
+    return new Wrong(`${file}: ${(error as Error).message}`);
+  }
+}
+
+/** Lower-case only: PostgreSQL folds unquoted names, so `Invoices` would silently mean `invoices`. */
+const POSTGRES_IDENTIFIER = /^[a-z_][a-z0-9_$]{0,62}$/;
+
+function parseTable(text: string): { schema: string; table: string } | undefined {
+  const parts = text.split('.');
+  if (parts.length > 2 || !parts.every((part) => POSTGRES_IDENTIFIER.test(part))) return undefined;
+  const [first, second] = parts as [string, string?];
+  return second === undefined ? { schema: 'public', table: first } : { schema: first, table: second };
+}
+
+function parseApprover(text: string): { name: string; role: string } | undefined {
+  const match = /^([A-Za-z0-9][A-Za-z0-9._@-]*):([a-z][a-z0-9_-]*)$/.exec(text);
+  return match?.[1] && match[2] ? { name: match[1], role: match[2] } : undefined;
+}
+
+const MS_PER_UNIT = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000 } as const;
+
+/** A parser of src/schedule-times.ts (which returns what is wrong as text) as a field parser. */
+const wrongIfText =
+  <T>(parse: (text: string) => T | string) =>
+  (text: string): T | Wrong => {
+    const result = parse(text);
+    return typeof result === 'string' ? new Wrong(result) : result;
+  };
+
+/** `24h`, `30m`, `90s`, `1d12h` -> milliseconds. */
+function duration(text: string): number | Wrong {
+  const match = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
+  if (!match) return new Wrong(`${show(text)} is not valid`);
+  const [, d = '0', h = '0', m = '0', s = '0'] = match;
+  const ms = +d * MS_PER_UNIT.d + +h * MS_PER_UNIT.h + +m * MS_PER_UNIT.m + +s * MS_PER_UNIT.s;
+  return ms > 0 && Number.isSafeInteger(ms) ? ms : new Wrong(`${show(text)} is not a positive duration`);
+}
+
+/** The canonical IANA name (`asia/tokyo` -> `Asia/Tokyo`), as the ICU data of this Node knows it. */
+function timeZone(name: string): string | Wrong {
+  const unknown = new Wrong(`${show(name)} is not a known time zone`);
+  if (!/^[A-Za-z_]+(?:\/[A-Za-z0-9_+-]+)*$/.test(name)) return unknown;
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
+  } catch {
+    return unknown;
+  }
+}
+
+/** `SHA256:<base64, no padding>` of an SSH public-key blob, as `ssh-keygen -l` prints it. */
+export function sshHostKeyFingerprint(keyBlob: Uint8Array): string {
+  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+}
+
+const SSH_KEY_TYPE = /^(?:ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
+
+/** The type named inside an SSH public-key blob (a length-prefixed string), if well-formed. */
+function blobKeyType(blob: Buffer): string | undefined {
+  if (blob.length < 4) return undefined;
+  const length = blob.readUInt32BE(0);
+  return blob.length >= 4 + length ? blob.subarray(4, 4 + length).toString('latin1') : undefined;
+}
+
+interface HostKey {
+  fingerprint: string;
+  keyType: string | undefined;
+}
+
+/** A `SHA256:` fingerprint, an OpenSSH public-key line, or a known_hosts line. */
+function hostKey(text: string): HostKey | Wrong {
+  const fingerprint = /^SHA256:([A-Za-z0-9+/]{43})=?$/.exec(text);
+  if (fingerprint?.[1]) return { fingerprint: `SHA256:${fingerprint[1]}`, keyType: undefined };
+  const fields = text.trim().split(/\s+/);
+  if (fields[0]?.startsWith('@')) return new Wrong(`has the known_hosts marker ${show(fields[0])}`);
+  const typeIndex = fields.findIndex((field) => SSH_KEY_TYPE.test(field));
+  // A public-key line starts with the key type; a known_hosts line has the host patterns first.
+  if (typeIndex !== 0 && typeIndex !== 1) return new Wrong('is neither a SHA256: fingerprint nor a public-key or known_hosts line');
+  const keyType = fields[typeIndex] as string;
+  const base64 = fields[typeIndex + 1] ?? '';
+  const blob = Buffer.from(base64, 'base64');
+  if (base64 === '' || blob.toString('base64') !== base64 || blobKeyType(blob) !== keyType) {
+    return new Wrong(`holds no valid ${keyType} key`);
+  }
+  return { fingerprint: sshHostKeyFingerprint(blob), keyType };
+}
+
+const PGP_PUBLIC_KEY = { pattern: /-----BEGIN PGP PUBLIC KEY BLOCK-----/, what: 'an ASCII-armoured public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)' };
+const PGP_PRIVATE_KEY = { pattern: /-----BEGIN PGP PRIVATE KEY BLOCK-----/, what: 'an ASCII-armoured private key (-----BEGIN PGP PRIVATE KEY BLOCK-----)' };
+const SSH_PRIVATE_KEY = { pattern: /-----BEGIN (?:OPENSSH |RSA |EC |DSA )?PRIVATE KEY-----/, what: 'a private key (-----BEGIN OPENSSH PRIVATE KEY-----)' };
+
+/** One schema per variable; `backupDir` (BACKUP_DIR, resolved) is where BACKUP_*_FILE must stay. */
+function envShape(backupDir: string) {
+  const backupFile = () => parsed(BACKUP_PATH_EXPECTED, (value) => insideBackupDir(value, backupDir));
+  return {
+    BACKUP_ENV: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, invalid("lower-case letters, digits and '-', starting with a letter or digit (e.g. poc, prod)"))
+      .default('poc'),
+
+    DB_HOST: z
+      .string()
+      .refine((value) => isHost(value) || path.posix.isAbsolute(value), invalid('a host name, an IP address or an absolute Unix-socket directory'))
+      .default('localhost'),
+    DB_PORT: tcpPort().default(5432),
+    DB_USER: parsed('a PostgreSQL role name of at most 63 bytes', postgresName).default('postgres'),
+    DB_PASSWORD: z.string().transform((value) => new Secret(value)).optional(),
+    DB_NAME: parsed('the name of the database to back up (S20), at most 63 bytes', postgresName),
+    PG_BIN_DIR: parsed('the directory holding pg_dump, pg_dumpall, pg_restore and psql (e.g. /usr/lib/postgresql/15/bin)', pgBinDir).optional(),
+
+    S3_BUCKET: z
+      .string()
+      .regex(S3_BUCKET_NAME, invalid('an S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit'))
+      .optional(),
+    S3_PREFIX: parsed("'/'-separated segments of letters, digits, '.', '_' and '-', no leading or trailing '/', no '..' (e.g. erp4)", s3Prefix).default('erp4'),
+    S3_REGION: z.string().regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, invalid('a region name such as ap-northeast-1')).default('ap-northeast-1'),
+    S3_ENDPOINT_URL: httpUrl(invalid('an http:// or https:// URL of an S3-compatible store')).optional(),
+    S3_PART_SIZE_MB: integer(5, 5120, 'a part size in MiB, 5-5120').default(64),
+    SSE_KMS_KEY_ID: z.string().regex(KMS_KEY_ID, invalid('a KMS key id, key ARN, alias name or alias ARN (e.g. alias/erp4-backup)')).optional(),
+    SSE_S3: z.literal('AES256', invalid('AES256')).optional(),
+    S3_WRITER_ACCESS_KEY_ID: accessKeyId().optional(),
+    S3_WRITER_SECRET_ACCESS_KEY: secret('the secret access key of the write-only role').optional(),
+    S3_READER_ACCESS_KEY_ID: accessKeyId().optional(),
+    S3_READER_SECRET_ACCESS_KEY: secret('the secret access key of the read-only role').optional(),
+    S3_PRUNER_ACCESS_KEY_ID: accessKeyId().optional(),
+    S3_PRUNER_SECRET_ACCESS_KEY: secret('the secret access key of the pruning role').optional(),
+
+    GPG_RECIPIENT: z
+      .string()
+      .regex(/^[^\s-][^\u0000-\u001f\u007f]*$/, invalid('a user id, e-mail address or key fingerprint of the backup key'))
+      .optional(),
+    GPG_PUBLIC_KEY_FILE: readableFile('a readable file with the ASCII-armoured public key of GPG_RECIPIENT', PGP_PUBLIC_KEY).optional(),
+    GPG_PRIVATE_KEY_FILE: readableFile('a readable file with the ASCII-armoured private key that decrypts backups', PGP_PRIVATE_KEY).optional(),
+    GPG_PASSPHRASE_FILE: readableFile("a readable file holding the private key's passphrase").optional(),
+    GPG_PASSPHRASE: z.string().transform((value) => new Secret(value)).optional(),
+
+    REMOTE_HOST: z.string().refine(isHost, invalid('a host name or an IP address')).optional(),
+    REMOTE_PORT: tcpPort().default(22),
+    REMOTE_USER: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/, invalid('a login name on REMOTE_HOST')).optional(),
+    REMOTE_DIR: parsed('an absolute directory on REMOTE_HOST without shell metacharacters (e.g. /srv/backup/erp4)', remoteDir).optional(),
+    REMOTE_SSH_KEY: readableFile('a readable private key file that logs in to REMOTE_HOST', SSH_PRIVATE_KEY).optional(),
+    REMOTE_HOST_KEY: parsed(
+      "REMOTE_HOST's public host key ('ssh-ed25519 AAAA...' or a known_hosts line) or its fingerprint 'SHA256:...' (run ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host)",
+      hostKey,
+    ).optional(),
+    REMOTE_KEEP_DAYS: integer(1, 36500, 'a whole number of days, at least 1').optional(),
+
+    PDF_PROVIDER: z.enum(['local', 's3', 'none'], invalid('local, s3 or none')).default('none'),
+    ASSET_DIR: parsed('the absolute path of the existing directory of PDF/attachment files', (value) =>
+      path.isAbsolute(value) ? existingPath(path.normalize(value), 'directory') : new Wrong(`${show(value)} is not absolute`),
+    ).optional(),
+
+    BACKUP_DIR: parsed('a directory for local backups without shell metacharacters (e.g. /var/backups/erp4)', (value) =>
+      dedicatedDirectory(value, path.resolve(value)),
+    ).default(backupDir),
+    BACKUP_PREFIX: parsed("1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..' (e.g. erp4)", (value) =>
+      /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(value) && !value.includes('..')
+        ? value
+        : (unsafeCharacter(value) ?? new Wrong(`${show(value)} is not valid`)),
+    ).default('erp4'),
+    BACKUP_FILE: backupFile().optional(),
+    BACKUP_GLOBALS_FILE: backupFile().optional(),
+    BACKUP_ASSETS_FILE: backupFile().optional(),
+
+    TEMPORAL_ADDRESS: z
+      .string()
+      .refine(isTemporalAddress, invalid('host:port of the Temporal frontend (e.g. 127.0.0.1:7233)'))
+      .default('127.0.0.1:7233'),
+    TEMPORAL_NAMESPACE: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, invalid('a Temporal namespace name')).default('default'),
+    TEMPORAL_TASK_QUEUE: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/, invalid('a task queue name (e.g. erp4-backup)'))
+      .default('erp4-backup'),
+
+    CRITICAL_TABLES: commaList(
+      'table or schema.table in lower-case PostgreSQL identifiers (e.g. invoices,accounting.payments)',
+      parseTable,
+      (table) => `${table.schema}.${table.table}`,
+    ).default(() => []),
+    SCHEMA_VERSION_QUERY: z.string().regex(/\S/, invalid('an SQL query returning one value')).optional(),
+    FINGERPRINT_QUERIES_FILE: readableFile('a readable JSON or SQL file of fingerprint queries').optional(),
+    NOTIFY_WEBHOOK_URL: httpUrl({ error: 'is not an http:// or https:// URL; expected the webhook URL to notify' })
+      .transform((value) => new Secret(value, `${new URL(value).origin}/***`))
+      .optional(),
+    TIME_ZONE: parsed('an IANA time zone such as Asia/Tokyo or UTC', timeZone).default('Asia/Tokyo'),
+    RESTORE_APPROVERS: commaList('name:role pairs separated by commas (e.g. alice:admin,bob:management)', parseApprover, (a) => a.name).default(
+      () => [],
+    ),
+    RESTORE_APPROVAL_TIMEOUT: parsed('a positive duration such as 90s, 30m, 24h or 1d12h', duration).default(24 * MS_PER_UNIT.h),
+    RESTORE_TARGET_DB: parsed('the name of the database a production Restore creates, at most 63 bytes', postgresName).optional(),
+    RESTORE_ASSET_DIR: parsed('the absolute directory a production Restore puts the PDF files into, without shell metacharacters', (value) =>
+      path.isAbsolute(value) ? (unsafeCharacter(value) ?? path.normalize(value)) : new Wrong(`${show(value)} is not absolute`),
+    ).optional(),
+    RESTORE_SMOKE_URLS: urlList('http(s) URLs separated by commas (e.g. https://erp4.example.com/health)').default(() => []),
+    DRILL_PREAPPROVED: z
+      .enum(['true', 'false', '1', '0'], invalid('true or false'))
+      .transform((value) => value === 'true' || value === '1')
+      .default(false),
+    DRILL_LATEST_DATA_QUERY: z.string().regex(/\S/, invalid('an SQL query returning the time of the newest row')).optional(),
+    DRILL_CHECKS_FILE: parsed('a readable SQL file of "-- name: <name>" blocks, each a query returning one row with columns expected and actual', checksFile).optional(),
+    DRILL_SMOKE_URLS: urlList('http(s) URLs separated by commas (e.g. http://drill-app:3000/health)').default(() => []),
+    DRILL_BATCH_RESUME_QUERY: z.string().regex(/\S/, invalid('an SQL query returning one row per batch job with columns job and resumable')).optional(),
+    SCHEDULE_DAILY: parsed('a time HH:MM in TIME_ZONE (e.g. 02:00)', wrongIfText(parseTimeOfDay)).default({ hour: 2, minute: 0 }),
+    SCHEDULE_CRITICAL: parsed('a time HH:MM in TIME_ZONE; the other three runs follow 6 h apart (e.g. 05:00)', wrongIfText(parseTimeOfDay)).default({
+      hour: 5,
+      minute: 0,
+    }),
+    SCHEDULE_WEEKLY_FULL: parsed('a day of the week and a time HH:MM (e.g. sun 03:00)', wrongIfText(parseWeeklyTime)).default({
+      dayOfWeek: 'SUNDAY',
+      hour: 3,
+      minute: 0,
+    }),
+    SCHEDULE_RESTORE_DRILL: parsed('a day of the month 1-28 and a time HH:MM (e.g. 1 10:00)', wrongIfText(parseMonthlyTime)).default({
+      dayOfMonth: 1,
+      hour: 10,
+      minute: 0,
+    }),
+    SCHEDULE_PRUNE: parsed('a time HH:MM in TIME_ZONE (e.g. 06:00)', wrongIfText(parseTimeOfDay)).default({ hour: 6, minute: 0 }),
+    RPO_DAILY: parsed('a positive duration such as 24h or 1d', duration).default(24 * MS_PER_UNIT.h),
+    RPO_CRITICAL: parsed('a positive duration such as 6h', duration).default(6 * MS_PER_UNIT.h),
+    DRILL_MAX_AGE: parsed('a positive duration such as 35d', duration).default(35 * MS_PER_UNIT.d),
+    OFFSITE_MAX_LAG: parsed('a positive duration such as 2h', duration).default(2 * MS_PER_UNIT.h),
+    METRICS_BIND_ADDRESS: z
+      .string()
+      .refine(isTemporalAddress, invalid('host:port to serve Prometheus metrics on (e.g. 0.0.0.0:9464)'))
+      .optional(),
+  } satisfies Record<Variable, z.ZodType>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules between variables, checked on what is set (so they hold even when a value is malformed).
+
+/** [variable, the variable that needs it, what is expected]: REMOTE_HOST needs REMOTE_DIR (S18) ... */
+const REQUIRED_WITH: readonly [Variable, Variable, string][] = [
+  ['REMOTE_DIR', 'REMOTE_HOST', 'the absolute directory on REMOTE_HOST that receives the copies (S18)'],
+  ['REMOTE_SSH_KEY', 'REMOTE_HOST', 'the private key file that logs in to REMOTE_HOST'],
+  ['REMOTE_HOST_KEY', 'REMOTE_HOST', "REMOTE_HOST's public host key or its SHA256: fingerprint (an unknown host key is never accepted)"],
+  ['GPG_PUBLIC_KEY_FILE', 'GPG_RECIPIENT', 'the ASCII-armoured public key file of GPG_RECIPIENT'],
+  ['S3_WRITER_SECRET_ACCESS_KEY', 'S3_WRITER_ACCESS_KEY_ID', 'both of the pair or neither'],
+  ['S3_WRITER_ACCESS_KEY_ID', 'S3_WRITER_SECRET_ACCESS_KEY', 'both of the pair or neither'],
+  ['S3_READER_SECRET_ACCESS_KEY', 'S3_READER_ACCESS_KEY_ID', 'both of the pair or neither'],
+  ['S3_READER_ACCESS_KEY_ID', 'S3_READER_SECRET_ACCESS_KEY', 'both of the pair or neither'],
+  ['S3_PRUNER_SECRET_ACCESS_KEY', 'S3_PRUNER_ACCESS_KEY_ID', 'both of the pair or neither'],
+  ['S3_PRUNER_ACCESS_KEY_ID', 'S3_PRUNER_SECRET_ACCESS_KEY', 'both of the pair or neither'],
+];
+
+const onlyWith = (enabler: Variable, variables: Variable[]) => variables.map((variable): [Variable, Variable] => [variable, enabler]);
+
+/** [variable, the variable it only makes sense with]: a half-configured repository is a mistake, not a no-op. */
+const ONLY_WITH: readonly [Variable, Variable][] = [
+  ...onlyWith('S3_BUCKET', ['S3_PREFIX', 'S3_REGION', 'S3_ENDPOINT_URL', 'S3_PART_SIZE_MB', 'SSE_KMS_KEY_ID', 'SSE_S3']),
+  ...onlyWith('S3_BUCKET', ['S3_WRITER_ACCESS_KEY_ID', 'S3_READER_ACCESS_KEY_ID', 'S3_PRUNER_ACCESS_KEY_ID']),
+  ...onlyWith('REMOTE_HOST', ['REMOTE_PORT', 'REMOTE_USER', 'REMOTE_DIR', 'REMOTE_SSH_KEY', 'REMOTE_HOST_KEY', 'REMOTE_KEEP_DAYS']),
+  ...onlyWith('GPG_RECIPIENT', ['GPG_PUBLIC_KEY_FILE']),
+  ...onlyWith('GPG_PRIVATE_KEY_FILE', ['GPG_PASSPHRASE_FILE', 'GPG_PASSPHRASE']),
+];
+
+function currentOsUser(env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    return os.userInfo().username;
+  } catch {
+    // No passwd entry for this uid (some containers).
+    return env.USER || env.LOGNAME || undefined;
+  }
+}
+
+function crossVariableIssues(raw: RawEnv, env: NodeJS.ProcessEnv): ConfigIssue[] {
+  const isSet = (variable: Variable) => raw[variable] !== undefined;
+  const issues: ConfigIssue[] = [];
+  for (const [variable, needer, expected] of REQUIRED_WITH) {
+    if (isSet(needer) && !isSet(variable)) issues.push({ variable, message: `not set, but ${needer} is; expected ${expected}` });
+  }
+  for (const [variable, enabler] of ONLY_WITH) {
+    if (isSet(variable) && !isSet(enabler)) {
+      issues.push({ variable, message: `set, but ${enabler} is not; expected ${enabler} as well, or ${variable} unset` });
+    }
+  }
+  if (isSet('S3_BUCKET') && !isSet('SSE_KMS_KEY_ID') && !isSet('SSE_S3')) {
+    issues.push({
+      variable: 'SSE_KMS_KEY_ID',
+      message: 'S3_BUCKET is set without server-side encryption (S11); expected SSE_KMS_KEY_ID (e.g. alias/erp4-backup) or SSE_S3=AES256',
+    });
+  }
+  if (isSet('SSE_KMS_KEY_ID') && isSet('SSE_S3')) {
+    issues.push({ variable: 'SSE_S3', message: 'set together with SSE_KMS_KEY_ID; expected exactly one server-side encryption: SSE_KMS_KEY_ID or SSE_S3' });
+  }
+  if (isSet('GPG_PASSPHRASE') && isSet('GPG_PASSPHRASE_FILE')) {
+    issues.push({ variable: 'GPG_PASSPHRASE', message: 'set together with GPG_PASSPHRASE_FILE; expected one of them' });
+  }
+  if (raw.PDF_PROVIDER === 'local' && !isSet('ASSET_DIR')) {
+    issues.push({ variable: 'ASSET_DIR', message: 'not set, but PDF_PROVIDER is local; expected the directory of the PDF/attachment files (S2)' });
+  }
+  if (raw.PDF_PROVIDER !== 'local' && isSet('ASSET_DIR')) {
+    issues.push({ variable: 'ASSET_DIR', message: 'set, but PDF_PROVIDER is not local; expected PDF_PROVIDER=local as well, or ASSET_DIR unset' });
+  }
+  if (isSet('REMOTE_HOST') && !isSet('REMOTE_USER') && currentOsUser(env) === undefined) {
+    issues.push({ variable: 'REMOTE_USER', message: 'not set and the current OS user is unknown; expected the login name on REMOTE_HOST' });
+  }
+  return issues;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+const credentials = (accessKeyId: string | undefined, secretAccessKey: Secret | undefined): Credentials | undefined =>
+  accessKeyId !== undefined && secretAccessKey !== undefined ? { accessKeyId, secretAccessKey } : undefined;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: RawEnv = {};
+  for (const variable of CONFIG_VARIABLES) {
+    const value = env[variable];
+    if (value !== undefined && value !== '') raw[variable] = value;
+  }
+
+  const backupDir = path.resolve(raw.BACKUP_DIR ?? './backups');
+  const parsed = z.object(envShape(backupDir)).safeParse(raw);
+  const issues: ConfigIssue[] = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => ({ variable: String(issue.path[0]), message: issue.message }));
+  issues.push(...crossVariableIssues(raw, env));
+  if (!parsed.success || issues.length > 0) throw new ConfigError(issues);
+
+  const v = parsed.data;
+  const config: Config = {
+    env: v.BACKUP_ENV,
+    timeZone: v.TIME_ZONE,
+    db: { host: v.DB_HOST, port: v.DB_PORT, user: v.DB_USER, password: v.DB_PASSWORD, database: v.DB_NAME, pgBinDir: v.PG_BIN_DIR },
+    s3:
+      v.S3_BUCKET === undefined
+        ? undefined
+        : {
+            bucket: v.S3_BUCKET,
+            prefix: v.S3_PREFIX,
+            region: v.S3_REGION,
+            endpointUrl: v.S3_ENDPOINT_URL,
+            forcePathStyle: v.S3_ENDPOINT_URL !== undefined,
+            partSizeBytes: v.S3_PART_SIZE_MB * 1024 * 1024,
+            sse:
+              v.SSE_KMS_KEY_ID !== undefined
+                ? { serverSideEncryption: 'aws:kms', kmsKeyId: v.SSE_KMS_KEY_ID }
+                : { serverSideEncryption: 'AES256' },
+            writer: credentials(v.S3_WRITER_ACCESS_KEY_ID, v.S3_WRITER_SECRET_ACCESS_KEY),
+            reader: credentials(v.S3_READER_ACCESS_KEY_ID, v.S3_READER_SECRET_ACCESS_KEY),
+            pruner: credentials(v.S3_PRUNER_ACCESS_KEY_ID, v.S3_PRUNER_SECRET_ACCESS_KEY),
+          },
+    gpg:
+      v.GPG_RECIPIENT === undefined && v.GPG_PRIVATE_KEY_FILE === undefined
+        ? undefined
+        : {
+            encryption:
+              v.GPG_RECIPIENT === undefined ? undefined : { recipient: v.GPG_RECIPIENT, publicKeyFile: v.GPG_PUBLIC_KEY_FILE as string },
+            decryption:
+              v.GPG_PRIVATE_KEY_FILE === undefined
+                ? undefined
+                : { privateKeyFile: v.GPG_PRIVATE_KEY_FILE, passphraseFile: v.GPG_PASSPHRASE_FILE, passphrase: v.GPG_PASSPHRASE },
+          },
+    remote:
+      v.REMOTE_HOST === undefined
+        ? undefined
+        : {
+            host: v.REMOTE_HOST,
+            port: v.REMOTE_PORT,
+            user: v.REMOTE_USER ?? (currentOsUser(env) as string),
+            dir: v.REMOTE_DIR as string,
+            privateKeyFile: v.REMOTE_SSH_KEY as string,
+            hostKey: v.REMOTE_HOST_KEY as HostKey,
+            keepDays: v.REMOTE_KEEP_DAYS,
+          },
+    assets: v.PDF_PROVIDER === 'local' ? { provider: 'local', dir: v.ASSET_DIR as string } : { provider: v.PDF_PROVIDER },
+    local: {
+      backupDir: v.BACKUP_DIR,
+      prefix: v.BACKUP_PREFIX,
+      backupFile: v.BACKUP_FILE,
+      globalsFile: v.BACKUP_GLOBALS_FILE,
+      assetsFile: v.BACKUP_ASSETS_FILE,
+    },
+    temporal: { address: v.TEMPORAL_ADDRESS, namespace: v.TEMPORAL_NAMESPACE, taskQueue: v.TEMPORAL_TASK_QUEUE },
+    backup: {
+      criticalTables: v.CRITICAL_TABLES,
+      schemaVersionQuery: v.SCHEMA_VERSION_QUERY,
+      fingerprintQueriesFile: v.FINGERPRINT_QUERIES_FILE,
+    },
+    restore: {
+      approvers: v.RESTORE_APPROVERS,
+      approvalTimeoutMs: v.RESTORE_APPROVAL_TIMEOUT,
+      targetDatabase: v.RESTORE_TARGET_DB ?? v.DB_NAME,
+      assetDir: v.RESTORE_ASSET_DIR ?? (v.PDF_PROVIDER === 'local' ? v.ASSET_DIR : undefined),
+      smokeUrls: v.RESTORE_SMOKE_URLS,
+    },
+    drill: {
+      preApproved: v.DRILL_PREAPPROVED,
+      latestDataQuery: v.DRILL_LATEST_DATA_QUERY,
+      checks: v.DRILL_CHECKS_FILE,
+      smokeUrls: v.DRILL_SMOKE_URLS,
+      batchResumeQuery: v.DRILL_BATCH_RESUME_QUERY,
+    },
+    notify: { webhookUrl: v.NOTIFY_WEBHOOK_URL },
+    schedules: {
+      daily: v.SCHEDULE_DAILY,
+      critical: v.SCHEDULE_CRITICAL,
+      weeklyFull: v.SCHEDULE_WEEKLY_FULL,
+      restoreDrill: v.SCHEDULE_RESTORE_DRILL,
+      prune: v.SCHEDULE_PRUNE,
+    },
+    freshness: { rpoDailyMs: v.RPO_DAILY, rpoCriticalMs: v.RPO_CRITICAL, drillMaxAgeMs: v.DRILL_MAX_AGE, offsiteMaxLagMs: v.OFFSITE_MAX_LAG },
+    metrics: { bindAddress: v.METRICS_BIND_ADDRESS },
+  };
+  return deepFreeze(config);
+}

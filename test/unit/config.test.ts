@@ -1,0 +1,579 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { inspect } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  CONFIG_VARIABLES,
+  ConfigError,
+  loadConfig,
+  redactedConfig,
+  resolveInsideBackupDir,
+  sshHostKeyFingerprint,
+} from '../../src/config.js';
+
+// Fixtures are made while the file is collected, so the tables below can name real paths.
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'erp4-config-test-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function writeFixture(name: string, content: string, mode = 0o600): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, content, { mode });
+  return file;
+}
+
+const backupDir = path.join(dir, 'backups');
+const assetDir = path.join(dir, 'assets');
+const pgBinDir = path.join(dir, 'pgbin');
+for (const d of [backupDir, assetDir, pgBinDir]) fs.mkdirSync(d);
+writeFixture('pgbin/pg_dump', '#!/bin/sh\n', 0o755);
+fs.symlinkSync('/etc', path.join(backupDir, 'escape'));
+
+// The config only checks the armour header of these; real keys are exercised by the crypto tests.
+const publicKeyFile = writeFixture('public.asc', '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ...\n-----END PGP PUBLIC KEY BLOCK-----\n');
+const privateKeyFile = writeFixture('private.asc', '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxVgEZ...\n-----END PGP PRIVATE KEY BLOCK-----\n');
+const passphraseFile = writeFixture('passphrase', 'correct horse\n');
+const fingerprintQueriesFile = writeFixture('fingerprint.json', '{"queries": []}\n');
+
+/** A real key pair from ssh-keygen: the fingerprints below are ssh-keygen's, not ours. */
+function sshKey(name: string): { privateKeyFile: string; publicLine: string; fingerprint: string } {
+  const privateKeyFile = path.join(dir, name);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', privateKeyFile]);
+  const publicLine = fs.readFileSync(`${privateKeyFile}.pub`, 'utf8').trim();
+  const fingerprint = execFileSync('ssh-keygen', ['-l', '-f', `${privateKeyFile}.pub`], { encoding: 'utf8' }).split(' ')[1] as string;
+  return { privateKeyFile, publicLine, fingerprint };
+}
+const clientKey = sshKey('client_ed25519');
+const hostKey = sshKey('host_ed25519');
+
+const SECRETS = {
+  DB_PASSWORD: 'db-pass-Zq81',
+  GPG_PASSPHRASE: 'gpg-pass-Wm42',
+  S3_WRITER_SECRET_ACCESS_KEY: 'writer-secret-Kx93',
+  S3_READER_SECRET_ACCESS_KEY: 'reader-secret-Jv27',
+  S3_PRUNER_SECRET_ACCESS_KEY: 'pruner-secret-Hd64',
+};
+const WEBHOOK_TOKEN = 'T000-hook-token-Yp55';
+
+/** The smallest valid environment: everything else takes its default. */
+const base = { DB_NAME: 'erp4', BACKUP_DIR: backupDir };
+const s3 = { S3_BUCKET: 'erp4-backup', SSE_S3: 'AES256' };
+const remote = { REMOTE_HOST: 'backup.example.com', REMOTE_DIR: '/srv/backup', REMOTE_SSH_KEY: clientKey.privateKeyFile, REMOTE_HOST_KEY: hostKey.publicLine };
+const gpgDecrypt = { GPG_PRIVATE_KEY_FILE: privateKeyFile };
+
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('loadConfig accepted the configuration');
+}
+
+interface Row {
+  env: Record<string, string>;
+  /** The variable the error is about, then any other variables its message must name. */
+  names: string[];
+  fragment: string;
+}
+
+const S19_ATTACKS = ['../etc/passwd', '/etc/passwd', 'a;rm -rf /', '$(id)', '`id`'];
+
+const rows: Row[] = [
+  { env: { BACKUP_ENV: 'Prod' }, names: ['BACKUP_ENV'], fragment: '"Prod" is not valid' },
+  { env: { BACKUP_ENV: '../x' }, names: ['BACKUP_ENV'], fragment: 'lower-case letters' },
+  { env: { DB_HOST: '-oProxyCommand=x' }, names: ['DB_HOST'], fragment: 'expected a host name, an IP address' },
+  { env: { DB_PORT: '0' }, names: ['DB_PORT'], fragment: 'expected a TCP port 1-65535' },
+  { env: { DB_PORT: '65536' }, names: ['DB_PORT'], fragment: '65536 is not valid' },
+  { env: { DB_PORT: '54x' }, names: ['DB_PORT'], fragment: '"54x" is not valid' },
+  { env: { DB_USER: 'u'.repeat(64) }, names: ['DB_USER'], fragment: 'is 64 bytes long' },
+  { env: { DB_NAME: '' }, names: ['DB_NAME'], fragment: 'not set; expected the name of the database' },
+  { env: { DB_NAME: 'ü'.repeat(32) }, names: ['DB_NAME'], fragment: 'is 64 bytes long' },
+  { env: { PG_BIN_DIR: assetDir }, names: ['PG_BIN_DIR'], fragment: 'holds no executable pg_dump' },
+  { env: { PG_BIN_DIR: path.join(dir, 'missing') }, names: ['PG_BIN_DIR'], fragment: 'does not exist' },
+
+  { env: { ...s3, S3_BUCKET: 'My_Bucket' }, names: ['S3_BUCKET'], fragment: 'expected an S3 bucket name' },
+  { env: { ...s3, S3_BUCKET: '192.168.1.10' }, names: ['S3_BUCKET'], fragment: 'is not valid' },
+  { env: { ...s3, S3_PREFIX: '/erp4' }, names: ['S3_PREFIX'], fragment: 'no leading or trailing' },
+  { env: { ...s3, S3_PREFIX: 'erp4/' }, names: ['S3_PREFIX'], fragment: '"erp4/" is not valid' },
+  { env: { ...s3, S3_PREFIX: 'erp4/../other' }, names: ['S3_PREFIX'], fragment: "no '..'" },
+  { env: { ...s3, S3_REGION: 'Tokyo 1' }, names: ['S3_REGION'], fragment: 'expected a region name' },
+  { env: { ...s3, S3_ENDPOINT_URL: 'ftp://minio:9000' }, names: ['S3_ENDPOINT_URL'], fragment: 'expected an http:// or https:// URL' },
+  { env: { ...s3, S3_PART_SIZE_MB: '4' }, names: ['S3_PART_SIZE_MB'], fragment: 'expected a part size in MiB, 5-5120' },
+  { env: { S3_BUCKET: 'erp4-backup', SSE_KMS_KEY_ID: 'my key' }, names: ['SSE_KMS_KEY_ID'], fragment: 'expected a KMS key id' },
+  { env: { S3_BUCKET: 'erp4-backup', SSE_S3: 'aes256' }, names: ['SSE_S3'], fragment: 'expected AES256' },
+  { env: { S3_BUCKET: 'erp4-backup' }, names: ['SSE_KMS_KEY_ID', 'SSE_S3', 'S3_BUCKET'], fragment: 'without server-side encryption (S11)' },
+  { env: { ...s3, SSE_KMS_KEY_ID: 'alias/erp4-backup' }, names: ['SSE_S3', 'SSE_KMS_KEY_ID'], fragment: 'expected exactly one' },
+  { env: { S3_ENDPOINT_URL: 'http://minio:9000' }, names: ['S3_ENDPOINT_URL', 'S3_BUCKET'], fragment: 'set, but S3_BUCKET is not' },
+  { env: { SSE_S3: 'AES256' }, names: ['SSE_S3', 'S3_BUCKET'], fragment: 'set, but S3_BUCKET is not' },
+  {
+    env: { ...s3, S3_WRITER_ACCESS_KEY_ID: 'AKIA WRITER', S3_WRITER_SECRET_ACCESS_KEY: 'x' },
+    names: ['S3_WRITER_ACCESS_KEY_ID'],
+    fragment: 'expected an access key id',
+  },
+  {
+    env: { ...s3, S3_WRITER_ACCESS_KEY_ID: 'AKIAWRITER', S3_WRITER_SECRET_ACCESS_KEY: 'has white space' },
+    names: ['S3_WRITER_SECRET_ACCESS_KEY'],
+    fragment: 'contains white space',
+  },
+  {
+    env: { ...s3, S3_WRITER_ACCESS_KEY_ID: 'AKIAWRITER' },
+    names: ['S3_WRITER_SECRET_ACCESS_KEY', 'S3_WRITER_ACCESS_KEY_ID'],
+    fragment: 'both of the pair or neither',
+  },
+  {
+    env: { ...s3, S3_READER_ACCESS_KEY_ID: 'AKIA:READER', S3_READER_SECRET_ACCESS_KEY: 'x' },
+    names: ['S3_READER_ACCESS_KEY_ID'],
+    fragment: 'expected an access key id',
+  },
+  {
+    env: { ...s3, S3_READER_ACCESS_KEY_ID: 'AKIAREADER', S3_READER_SECRET_ACCESS_KEY: 'tab\tinside' },
+    names: ['S3_READER_SECRET_ACCESS_KEY'],
+    fragment: 'contains white space',
+  },
+  {
+    env: { ...s3, S3_READER_SECRET_ACCESS_KEY: 'reader-secret' },
+    names: ['S3_READER_ACCESS_KEY_ID', 'S3_READER_SECRET_ACCESS_KEY'],
+    fragment: 'both of the pair or neither',
+  },
+  {
+    env: { ...s3, S3_PRUNER_ACCESS_KEY_ID: 'AKIA PRUNER', S3_PRUNER_SECRET_ACCESS_KEY: 'x' },
+    names: ['S3_PRUNER_ACCESS_KEY_ID'],
+    fragment: 'expected an access key id',
+  },
+  {
+    env: { ...s3, S3_PRUNER_ACCESS_KEY_ID: 'AKIAPRUNER' },
+    names: ['S3_PRUNER_SECRET_ACCESS_KEY', 'S3_PRUNER_ACCESS_KEY_ID'],
+    fragment: 'both of the pair or neither',
+  },
+
+  { env: { GPG_RECIPIENT: '--homedir=/x', GPG_PUBLIC_KEY_FILE: publicKeyFile }, names: ['GPG_RECIPIENT'], fragment: 'expected a user id' },
+  { env: { GPG_RECIPIENT: 'backup@example.com' }, names: ['GPG_PUBLIC_KEY_FILE', 'GPG_RECIPIENT'], fragment: 'not set, but GPG_RECIPIENT is' },
+  {
+    env: { GPG_RECIPIENT: 'backup@example.com', GPG_PUBLIC_KEY_FILE: path.join(dir, 'nope.asc') },
+    names: ['GPG_PUBLIC_KEY_FILE'],
+    fragment: 'nope.asc does not exist',
+  },
+  {
+    env: { GPG_RECIPIENT: 'backup@example.com', GPG_PUBLIC_KEY_FILE: privateKeyFile },
+    names: ['GPG_PUBLIC_KEY_FILE'],
+    fragment: 'does not contain an ASCII-armoured public key',
+  },
+  { env: { GPG_PUBLIC_KEY_FILE: publicKeyFile }, names: ['GPG_PUBLIC_KEY_FILE', 'GPG_RECIPIENT'], fragment: 'set, but GPG_RECIPIENT is not' },
+  { env: { GPG_PRIVATE_KEY_FILE: publicKeyFile }, names: ['GPG_PRIVATE_KEY_FILE'], fragment: 'does not contain an ASCII-armoured private key' },
+  { env: { ...gpgDecrypt, GPG_PASSPHRASE_FILE: dir }, names: ['GPG_PASSPHRASE_FILE'], fragment: 'is not a file' },
+  { env: { GPG_PASSPHRASE_FILE: passphraseFile }, names: ['GPG_PASSPHRASE_FILE', 'GPG_PRIVATE_KEY_FILE'], fragment: 'set, but' },
+  {
+    env: { ...gpgDecrypt, GPG_PASSPHRASE_FILE: passphraseFile, GPG_PASSPHRASE: SECRETS.GPG_PASSPHRASE },
+    names: ['GPG_PASSPHRASE', 'GPG_PASSPHRASE_FILE'],
+    fragment: 'set together with',
+  },
+
+  { env: { ...remote, REMOTE_HOST: 'bad host!' }, names: ['REMOTE_HOST'], fragment: 'expected a host name or an IP address' },
+  { env: { ...remote, REMOTE_HOST: '-oProxyCommand=x' }, names: ['REMOTE_HOST'], fragment: 'is not valid' },
+  { env: { ...remote, REMOTE_PORT: '70000' }, names: ['REMOTE_PORT'], fragment: 'expected a TCP port' },
+  { env: { ...remote, REMOTE_USER: '-oProxyCommand=x' }, names: ['REMOTE_USER'], fragment: 'expected a login name' },
+  { env: { REMOTE_HOST: remote.REMOTE_HOST, REMOTE_SSH_KEY: remote.REMOTE_SSH_KEY, REMOTE_HOST_KEY: remote.REMOTE_HOST_KEY }, names: ['REMOTE_DIR', 'REMOTE_HOST'], fragment: '(S18)' },
+  { env: { ...remote, REMOTE_DIR: 'backup' }, names: ['REMOTE_DIR'], fragment: 'is not absolute' },
+  { env: { ...remote, REMOTE_DIR: '/srv/../etc' }, names: ['REMOTE_DIR'], fragment: "contains a '..' segment" },
+  { env: { ...remote, REMOTE_DIR: '/srv/$(id)' }, names: ['REMOTE_DIR'], fragment: 'shell metacharacter' },
+  { env: { ...remote, REMOTE_DIR: '//' }, names: ['REMOTE_DIR'], fragment: 'is the root directory' },
+  { env: { REMOTE_DIR: '/srv/backup' }, names: ['REMOTE_DIR', 'REMOTE_HOST'], fragment: 'set, but REMOTE_HOST is not' },
+  { env: { REMOTE_KEEP_DAYS: '7' }, names: ['REMOTE_KEEP_DAYS', 'REMOTE_HOST'], fragment: 'set, but REMOTE_HOST is not' },
+  { env: { ...remote, REMOTE_SSH_KEY: '' }, names: ['REMOTE_SSH_KEY', 'REMOTE_HOST'], fragment: 'not set, but REMOTE_HOST is' },
+  { env: { ...remote, REMOTE_SSH_KEY: `${clientKey.privateKeyFile}.pub` }, names: ['REMOTE_SSH_KEY'], fragment: 'does not contain a private key' },
+  { env: { ...remote, REMOTE_HOST_KEY: '' }, names: ['REMOTE_HOST_KEY', 'REMOTE_HOST'], fragment: 'never accepted' },
+  { env: { ...remote, REMOTE_HOST_KEY: 'yes' }, names: ['REMOTE_HOST_KEY'], fragment: 'neither a SHA256: fingerprint' },
+  { env: { ...remote, REMOTE_HOST_KEY: 'ssh-ed25519 AAAA!notbase64' }, names: ['REMOTE_HOST_KEY'], fragment: 'holds no valid ssh-ed25519 key' },
+  {
+    env: { ...remote, REMOTE_HOST_KEY: hostKey.publicLine.replace('ssh-ed25519', 'ssh-rsa') },
+    names: ['REMOTE_HOST_KEY'],
+    fragment: 'holds no valid ssh-rsa key',
+  },
+  { env: { ...remote, REMOTE_HOST_KEY: `@revoked backup.example.com ${hostKey.publicLine}` }, names: ['REMOTE_HOST_KEY'], fragment: 'marker "@revoked"' },
+  { env: { ...remote, REMOTE_HOST_KEY: 'SHA256:tooshort' }, names: ['REMOTE_HOST_KEY'], fragment: 'neither a SHA256: fingerprint' },
+  { env: { ...remote, REMOTE_KEEP_DAYS: '0' }, names: ['REMOTE_KEEP_DAYS'], fragment: 'at least 1' },
+  { env: { ...remote, REMOTE_KEEP_DAYS: '7d' }, names: ['REMOTE_KEEP_DAYS'], fragment: '"7d" is not valid' },
+
+  { env: { PDF_PROVIDER: 'LOCAL' }, names: ['PDF_PROVIDER'], fragment: 'expected local, s3 or none' },
+  { env: { PDF_PROVIDER: 'local' }, names: ['ASSET_DIR', 'PDF_PROVIDER'], fragment: 'not set, but PDF_PROVIDER is local' },
+  { env: { PDF_PROVIDER: 'local', ASSET_DIR: 'assets' }, names: ['ASSET_DIR'], fragment: 'is not absolute' },
+  { env: { PDF_PROVIDER: 'local', ASSET_DIR: path.join(dir, 'missing') }, names: ['ASSET_DIR'], fragment: 'does not exist' },
+  { env: { PDF_PROVIDER: 'local', ASSET_DIR: publicKeyFile }, names: ['ASSET_DIR'], fragment: 'is not a directory' },
+  { env: { PDF_PROVIDER: 's3', ASSET_DIR: assetDir }, names: ['ASSET_DIR', 'PDF_PROVIDER'], fragment: 'set, but PDF_PROVIDER is not local' },
+
+  { env: { BACKUP_DIR: '/' }, names: ['BACKUP_DIR'], fragment: 'is the file-system root' },
+  { env: { BACKUP_DIR: '/var/backups/$(id)' }, names: ['BACKUP_DIR'], fragment: 'contains "$"' },
+  ...S19_ATTACKS.map((value) => ({ env: { BACKUP_PREFIX: value }, names: ['BACKUP_PREFIX'], fragment: 'expected 1-64 letters' })),
+  { env: { BACKUP_PREFIX: 'a..b' }, names: ['BACKUP_PREFIX'], fragment: '"a..b" is not valid' },
+  { env: { BACKUP_PREFIX: '-rf' }, names: ['BACKUP_PREFIX'], fragment: 'starting with a letter or digit' },
+  { env: { BACKUP_PREFIX: 'p'.repeat(65) }, names: ['BACKUP_PREFIX'], fragment: 'is not valid' },
+  ...(['BACKUP_FILE', 'BACKUP_GLOBALS_FILE', 'BACKUP_ASSETS_FILE'] as const).flatMap((variable) => [
+    { env: { [variable]: '../etc/passwd' }, names: [variable], fragment: "contains a '..' segment" },
+    { env: { [variable]: '/etc/passwd' }, names: [variable, 'BACKUP_DIR'], fragment: 'is outside BACKUP_DIR' },
+    { env: { [variable]: 'a;rm -rf /' }, names: [variable], fragment: 'contains ";", a shell metacharacter' },
+    { env: { [variable]: '$(id)' }, names: [variable], fragment: 'contains "$", a shell metacharacter' },
+    { env: { [variable]: 'x`id`.dump' }, names: [variable], fragment: 'contains "`", a shell metacharacter' },
+    { env: { [variable]: 'a.dump\nb' }, names: [variable], fragment: 'control character' },
+    { env: { [variable]: 'escape/passwd' }, names: [variable, 'BACKUP_DIR'], fragment: 'symbolic link to /etc/passwd' },
+  ]),
+
+  { env: { TEMPORAL_ADDRESS: 'localhost' }, names: ['TEMPORAL_ADDRESS'], fragment: 'expected host:port' },
+  { env: { TEMPORAL_ADDRESS: 'localhost:99999' }, names: ['TEMPORAL_ADDRESS'], fragment: 'is not valid' },
+  { env: { TEMPORAL_NAMESPACE: 'my namespace' }, names: ['TEMPORAL_NAMESPACE'], fragment: 'expected a Temporal namespace name' },
+  { env: { TEMPORAL_TASK_QUEUE: ' erp4' }, names: ['TEMPORAL_TASK_QUEUE'], fragment: 'expected a task queue name' },
+
+  { env: { CRITICAL_TABLES: 'invoices,Payments' }, names: ['CRITICAL_TABLES'], fragment: '"Payments" is not valid' },
+  { env: { CRITICAL_TABLES: 'a.b.c' }, names: ['CRITICAL_TABLES'], fragment: 'expected table or schema.table' },
+  { env: { CRITICAL_TABLES: 'invoices; drop table x' }, names: ['CRITICAL_TABLES'], fragment: 'is not valid' },
+  { env: { CRITICAL_TABLES: 'invoices,public.invoices' }, names: ['CRITICAL_TABLES'], fragment: 'listed twice' },
+  { env: { SCHEMA_VERSION_QUERY: '   ' }, names: ['SCHEMA_VERSION_QUERY'], fragment: 'expected an SQL query' },
+  { env: { FINGERPRINT_QUERIES_FILE: path.join(dir, 'none.json') }, names: ['FINGERPRINT_QUERIES_FILE'], fragment: 'does not exist' },
+  { env: { NOTIFY_WEBHOOK_URL: 'ftp://hooks.example.com/x' }, names: ['NOTIFY_WEBHOOK_URL'], fragment: 'is not an http:// or https:// URL' },
+  { env: { TIME_ZONE: 'Mars/Olympus' }, names: ['TIME_ZONE'], fragment: '"Mars/Olympus" is not a known time zone' },
+  { env: { TIME_ZONE: '+09:00' }, names: ['TIME_ZONE'], fragment: 'expected an IANA time zone' },
+  { env: { RESTORE_APPROVERS: 'alice' }, names: ['RESTORE_APPROVERS'], fragment: 'expected name:role pairs' },
+  { env: { RESTORE_APPROVERS: 'alice:admin,alice:management' }, names: ['RESTORE_APPROVERS'], fragment: '"alice:management" is listed twice' },
+  { env: { RESTORE_APPROVAL_TIMEOUT: '24' }, names: ['RESTORE_APPROVAL_TIMEOUT'], fragment: 'expected a positive duration' },
+  { env: { RESTORE_APPROVAL_TIMEOUT: '1w' }, names: ['RESTORE_APPROVAL_TIMEOUT'], fragment: '"1w" is not valid' },
+  { env: { RESTORE_APPROVAL_TIMEOUT: '0h' }, names: ['RESTORE_APPROVAL_TIMEOUT'], fragment: 'not a positive duration' },
+  { env: { SCHEDULE_DAILY: '25:00' }, names: ['SCHEDULE_DAILY'], fragment: '"25:00" is not a time HH:MM; expected a time HH:MM in TIME_ZONE' },
+  { env: { SCHEDULE_DAILY: '2am' }, names: ['SCHEDULE_DAILY'], fragment: 'is not a time HH:MM' },
+  { env: { SCHEDULE_CRITICAL: '5:00' }, names: ['SCHEDULE_CRITICAL'], fragment: '"5:00" is not a time HH:MM' },
+  { env: { SCHEDULE_WEEKLY_FULL: 'sunday' }, names: ['SCHEDULE_WEEKLY_FULL'], fragment: 'is not a day of the week and a time' },
+  { env: { SCHEDULE_WEEKLY_FULL: 'su 03:00' }, names: ['SCHEDULE_WEEKLY_FULL'], fragment: 'expected a day of the week and a time' },
+  { env: { SCHEDULE_WEEKLY_FULL: 'sun 3pm' }, names: ['SCHEDULE_WEEKLY_FULL'], fragment: '"3pm" is not a time HH:MM' },
+  { env: { SCHEDULE_RESTORE_DRILL: '31 10:00' }, names: ['SCHEDULE_RESTORE_DRILL'], fragment: 'day 31 is not in 1-28' },
+  { env: { SCHEDULE_RESTORE_DRILL: '10:00' }, names: ['SCHEDULE_RESTORE_DRILL'], fragment: 'is not a day of the month and a time' },
+  { env: { SCHEDULE_PRUNE: '06:60' }, names: ['SCHEDULE_PRUNE'], fragment: 'expected a time HH:MM' },
+  { env: { RPO_DAILY: '0h' }, names: ['RPO_DAILY'], fragment: 'not a positive duration' },
+  { env: { RPO_CRITICAL: '6' }, names: ['RPO_CRITICAL'], fragment: 'expected a positive duration' },
+  { env: { DRILL_MAX_AGE: '5w' }, names: ['DRILL_MAX_AGE'], fragment: '"5w" is not valid' },
+  { env: { OFFSITE_MAX_LAG: 'soon' }, names: ['OFFSITE_MAX_LAG'], fragment: 'expected a positive duration' },
+  { env: { METRICS_BIND_ADDRESS: '9464' }, names: ['METRICS_BIND_ADDRESS'], fragment: 'expected host:port to serve Prometheus metrics' },
+];
+
+describe('loadConfig: one bad setting, one error naming it', () => {
+  const title = (row: Row) => {
+    const value = row.env[row.names[0]!];
+    return `${row.names[0]}${value ? `=${JSON.stringify(value)}` : ' unset'}: ${row.fragment}`;
+  };
+  it.each(rows.map((row) => [title(row), row] as const))(
+    '%s',
+    (_title, row) => {
+      const error = configError({ ...base, ...row.env });
+      expect(error.issues).toHaveLength(1);
+      const issue = error.issues[0]!;
+      expect(issue.variable).toBe(row.names[0]);
+      for (const other of row.names.slice(1)) expect(issue.message).toContain(other);
+      expect(issue.message).toContain(row.fragment);
+      expect(issue.message).toMatch(/; expected ./);
+      expect(error.message).toContain(`\n  ${issue.variable}: ${issue.message}`);
+    },
+  );
+
+  it('has a row for every variable that can hold a bad value (DB_PASSWORD takes any value)', () => {
+    const covered = new Set(rows.map((row) => row.names[0]));
+    expect(CONFIG_VARIABLES.filter((variable) => !covered.has(variable))).toEqual(['DB_PASSWORD']);
+  });
+});
+
+describe('loadConfig: every problem at once', () => {
+  it('reports field errors and rules between variables together, in one ConfigError', () => {
+    const error = configError({
+      DB_PORT: 'x',
+      REMOTE_HOST: 'backup.example.com',
+      S3_BUCKET: 'erp4-backup',
+      TIME_ZONE: 'Nowhere/Land',
+      BACKUP_FILE: '../../etc/shadow',
+      CRITICAL_TABLES: 'Bad,Worse',
+    });
+    expect(error).toBeInstanceOf(Error);
+    expect(error.name).toBe('ConfigError');
+    expect(error.issues.map((issue) => issue.variable).sort()).toEqual(
+      [
+        'BACKUP_FILE',
+        'CRITICAL_TABLES',
+        'CRITICAL_TABLES',
+        'DB_NAME',
+        'DB_PORT',
+        'REMOTE_DIR',
+        'REMOTE_HOST_KEY',
+        'REMOTE_SSH_KEY',
+        'SSE_KMS_KEY_ID',
+        'TIME_ZONE',
+      ].sort(),
+    );
+    expect(error.message).toMatch(/^Invalid configuration \(10 problems\):\n/);
+    for (const issue of error.issues) expect(error.message).toContain(`${issue.variable}: ${issue.message}`);
+  });
+});
+
+describe('loadConfig: valid settings', () => {
+  it('applies the defaults to the smallest environment, and reads an empty value as unset', () => {
+    const config = loadConfig({ DB_NAME: 'erp4', DB_HOST: '', S3_BUCKET: '' });
+    expect(redactedConfig(config)).toEqual({
+      env: 'poc',
+      timeZone: 'Asia/Tokyo',
+      db: { host: 'localhost', port: 5432, user: 'postgres', database: 'erp4' },
+      assets: { provider: 'none' },
+      local: { backupDir: path.resolve('backups'), prefix: 'erp4' },
+      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'erp4-backup' },
+      backup: { criticalTables: [] },
+      restore: { approvers: [], approvalTimeoutMs: 24 * 3600 * 1000 },
+      notify: {},
+      schedules: {
+        daily: { hour: 2, minute: 0 },
+        critical: { hour: 5, minute: 0 },
+        weeklyFull: { dayOfWeek: 'SUNDAY', hour: 3, minute: 0 },
+        restoreDrill: { dayOfMonth: 1, hour: 10, minute: 0 },
+        prune: { hour: 6, minute: 0 },
+      },
+      freshness: { rpoDailyMs: 24 * 3600 * 1000, rpoCriticalMs: 6 * 3600 * 1000, drillMaxAgeMs: 35 * 24 * 3600 * 1000, offsiteMaxLagMs: 2 * 3600 * 1000 },
+      metrics: {},
+    });
+    expect(config.s3).toBeUndefined();
+    expect(config.gpg).toBeUndefined();
+    expect(config.remote).toBeUndefined();
+  });
+
+  it('takes a database name with quotes and spaces verbatim', () => {
+    const name = `erp4 "prod" o'neil; -d x=y`;
+    expect(loadConfig({ ...base, DB_NAME: name }).db.database).toBe(name);
+  });
+
+  it('parses a full configuration into the typed shape', () => {
+    fs.writeFileSync(path.join(backupDir, 'erp4-20261126T170000Z-daily.dump'), '');
+    const config = loadConfig({
+      ...SECRETS,
+      BACKUP_ENV: 'prod',
+      DB_HOST: 'db.internal',
+      DB_PORT: '6543',
+      DB_USER: 'backup',
+      DB_NAME: 'erp4',
+      PG_BIN_DIR: pgBinDir,
+      S3_BUCKET: 'erp4-backup',
+      S3_PREFIX: 'erp4/tokyo',
+      S3_REGION: 'ap-northeast-3',
+      S3_ENDPOINT_URL: 'http://127.0.0.1:9000',
+      S3_PART_SIZE_MB: '16',
+      SSE_KMS_KEY_ID: 'alias/erp4-backup',
+      S3_WRITER_ACCESS_KEY_ID: 'AKIAWRITER',
+      S3_READER_ACCESS_KEY_ID: 'AKIAREADER',
+      S3_PRUNER_ACCESS_KEY_ID: 'AKIAPRUNER',
+      GPG_RECIPIENT: 'backup@example.com',
+      GPG_PUBLIC_KEY_FILE: publicKeyFile,
+      GPG_PRIVATE_KEY_FILE: privateKeyFile,
+      REMOTE_HOST: '192.0.2.10',
+      REMOTE_PORT: '2222',
+      REMOTE_USER: 'erp4',
+      REMOTE_DIR: '/srv/backup/erp4/',
+      REMOTE_SSH_KEY: clientKey.privateKeyFile,
+      REMOTE_HOST_KEY: `[192.0.2.10]:2222 ${hostKey.publicLine}`,
+      REMOTE_KEEP_DAYS: '30',
+      PDF_PROVIDER: 'local',
+      ASSET_DIR: assetDir,
+      BACKUP_DIR: backupDir,
+      BACKUP_PREFIX: 'erp4',
+      BACKUP_FILE: 'erp4-20261126T170000Z-daily.dump',
+      BACKUP_GLOBALS_FILE: path.join(backupDir, 'globals', 'erp4.sql'),
+      BACKUP_ASSETS_FILE: 'assets/erp4.tar',
+      TEMPORAL_ADDRESS: 'temporal:7233',
+      TEMPORAL_NAMESPACE: 'erp4',
+      TEMPORAL_TASK_QUEUE: 'erp4-backup-prod',
+      CRITICAL_TABLES: 'invoices, accounting.payments',
+      SCHEMA_VERSION_QUERY: 'select max(version) from schema_migrations',
+      FINGERPRINT_QUERIES_FILE: fingerprintQueriesFile,
+      NOTIFY_WEBHOOK_URL: `https://hooks.example.com/services/${WEBHOOK_TOKEN}`,
+      TIME_ZONE: 'asia/tokyo',
+      RESTORE_APPROVERS: 'alice:admin, bob:management',
+      RESTORE_APPROVAL_TIMEOUT: '1d12h',
+      SCHEDULE_DAILY: '01:30',
+      SCHEDULE_CRITICAL: '04:15',
+      SCHEDULE_WEEKLY_FULL: 'Saturday 23:00',
+      SCHEDULE_RESTORE_DRILL: '28 09:30',
+      SCHEDULE_PRUNE: '07:00',
+      RPO_DAILY: '26h',
+      RPO_CRITICAL: '6h30m',
+      DRILL_MAX_AGE: '40d',
+      OFFSITE_MAX_LAG: '30m',
+      METRICS_BIND_ADDRESS: '0.0.0.0:9464',
+    });
+    expect(redactedConfig(config)).toEqual({
+      env: 'prod',
+      timeZone: 'Asia/Tokyo',
+      db: { host: 'db.internal', port: 6543, user: 'backup', password: '***', database: 'erp4', pgBinDir },
+      s3: {
+        bucket: 'erp4-backup',
+        prefix: 'erp4/tokyo',
+        region: 'ap-northeast-3',
+        endpointUrl: 'http://127.0.0.1:9000',
+        forcePathStyle: true,
+        partSizeBytes: 16 * 1024 * 1024,
+        sse: { serverSideEncryption: 'aws:kms', kmsKeyId: 'alias/erp4-backup' },
+        writer: { accessKeyId: 'AKIAWRITER', secretAccessKey: '***' },
+        reader: { accessKeyId: 'AKIAREADER', secretAccessKey: '***' },
+        pruner: { accessKeyId: 'AKIAPRUNER', secretAccessKey: '***' },
+      },
+      gpg: {
+        encryption: { recipient: 'backup@example.com', publicKeyFile },
+        decryption: { privateKeyFile, passphrase: '***' },
+      },
+      remote: {
+        host: '192.0.2.10',
+        port: 2222,
+        user: 'erp4',
+        dir: '/srv/backup/erp4',
+        privateKeyFile: clientKey.privateKeyFile,
+        hostKey: { fingerprint: hostKey.fingerprint, keyType: 'ssh-ed25519' },
+        keepDays: 30,
+      },
+      assets: { provider: 'local', dir: assetDir },
+      local: {
+        backupDir,
+        prefix: 'erp4',
+        backupFile: path.join(backupDir, 'erp4-20261126T170000Z-daily.dump'),
+        globalsFile: path.join(backupDir, 'globals', 'erp4.sql'),
+        assetsFile: path.join(backupDir, 'assets', 'erp4.tar'),
+      },
+      temporal: { address: 'temporal:7233', namespace: 'erp4', taskQueue: 'erp4-backup-prod' },
+      backup: {
+        criticalTables: [
+          { schema: 'public', table: 'invoices' },
+          { schema: 'accounting', table: 'payments' },
+        ],
+        schemaVersionQuery: 'select max(version) from schema_migrations',
+        fingerprintQueriesFile,
+      },
+      restore: {
+        approvers: [
+          { name: 'alice', role: 'admin' },
+          { name: 'bob', role: 'management' },
+        ],
+        approvalTimeoutMs: 36 * 3600 * 1000,
+      },
+      notify: { webhookUrl: 'https://hooks.example.com/***' },
+      schedules: {
+        daily: { hour: 1, minute: 30 },
+        critical: { hour: 4, minute: 15 },
+        weeklyFull: { dayOfWeek: 'SATURDAY', hour: 23, minute: 0 },
+        restoreDrill: { dayOfMonth: 28, hour: 9, minute: 30 },
+        prune: { hour: 7, minute: 0 },
+      },
+      freshness: { rpoDailyMs: 26 * 3600 * 1000, rpoCriticalMs: 6.5 * 3600 * 1000, drillMaxAgeMs: 40 * 24 * 3600 * 1000, offsiteMaxLagMs: 30 * 60 * 1000 },
+      metrics: { bindAddress: '0.0.0.0:9464' },
+    });
+    expect(config.db.password?.reveal()).toBe(SECRETS.DB_PASSWORD);
+    expect(config.s3?.writer?.secretAccessKey.reveal()).toBe(SECRETS.S3_WRITER_SECRET_ACCESS_KEY);
+    expect(config.s3?.reader?.secretAccessKey.reveal()).toBe(SECRETS.S3_READER_SECRET_ACCESS_KEY);
+    expect(config.s3?.pruner?.secretAccessKey.reveal()).toBe(SECRETS.S3_PRUNER_SECRET_ACCESS_KEY);
+    expect(config.gpg?.decryption?.passphrase?.reveal()).toBe(SECRETS.GPG_PASSPHRASE);
+    expect(config.notify.webhookUrl?.reveal()).toBe(`https://hooks.example.com/services/${WEBHOOK_TOKEN}`);
+  });
+
+  it('uses SSE-S3, the default region and virtual-hosted style without an endpoint', () => {
+    expect(loadConfig({ ...base, ...s3 }).s3).toEqual({
+      bucket: 'erp4-backup',
+      prefix: 'erp4',
+      region: 'ap-northeast-1',
+      endpointUrl: undefined,
+      forcePathStyle: false,
+      partSizeBytes: 64 * 1024 * 1024,
+      sse: { serverSideEncryption: 'AES256' },
+      writer: undefined,
+      reader: undefined,
+      pruner: undefined,
+    });
+  });
+
+  it('defaults REMOTE_USER to the current OS user and REMOTE_PORT to 22, and never prunes the remote host unless told', () => {
+    const config = loadConfig({ ...base, ...remote });
+    expect(config.remote).toMatchObject({ user: os.userInfo().username, port: 22, keepDays: undefined });
+  });
+
+  it('accepts a restore-only GPG setup with the passphrase in a file', () => {
+    const config = loadConfig({ ...base, ...gpgDecrypt, GPG_PASSPHRASE_FILE: passphraseFile });
+    expect(config.gpg).toEqual({ encryption: undefined, decryption: { privateKeyFile, passphraseFile, passphrase: undefined } });
+  });
+
+  it('is deeply frozen', () => {
+    const config = loadConfig({ ...base, CRITICAL_TABLES: 'invoices' });
+    expect(() => {
+      (config.db as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(() => {
+      (config.backup.criticalTables as unknown[]).push('x');
+    }).toThrow(TypeError);
+  });
+});
+
+describe('REMOTE_HOST_KEY', () => {
+  const variants = [
+    ['an OpenSSH public-key line', hostKey.publicLine, 'ssh-ed25519'],
+    ['a known_hosts line', `backup.example.com,192.0.2.10 ${hostKey.publicLine}`, 'ssh-ed25519'],
+    ['a SHA256 fingerprint', hostKey.fingerprint, undefined],
+  ] as const;
+
+  it.each(variants)('as %s yields the fingerprint ssh-keygen prints', (_kind, value, keyType) => {
+    const config = loadConfig({ ...base, ...remote, REMOTE_HOST_KEY: value });
+    expect(config.remote?.hostKey).toEqual({ fingerprint: hostKey.fingerprint, keyType });
+  });
+
+  it('sshHostKeyFingerprint of the key blob matches ssh-keygen', () => {
+    const blob = Buffer.from(hostKey.publicLine.split(' ')[1]!, 'base64');
+    expect(sshHostKeyFingerprint(blob)).toBe(hostKey.fingerprint);
+  });
+});
+
+describe('secrets', () => {
+  const everySecret = [...Object.values(SECRETS), WEBHOOK_TOKEN];
+  const withSecrets = {
+    ...base,
+    ...s3,
+    ...gpgDecrypt,
+    ...SECRETS,
+    S3_WRITER_ACCESS_KEY_ID: 'AKIAWRITER',
+    S3_READER_ACCESS_KEY_ID: 'AKIAREADER',
+    S3_PRUNER_ACCESS_KEY_ID: 'AKIAPRUNER',
+    NOTIFY_WEBHOOK_URL: `https://hooks.example.com/services/${WEBHOOK_TOKEN}`,
+  };
+
+  it('never appear in error messages, even when they are what is wrong', () => {
+    const error = configError({
+      ...withSecrets,
+      DB_PORT: 'nope',
+      S3_WRITER_SECRET_ACCESS_KEY: `${SECRETS.S3_WRITER_SECRET_ACCESS_KEY} tail`,
+      GPG_PASSPHRASE_FILE: passphraseFile,
+    });
+    expect(error.issues.map((issue) => issue.variable).sort()).toEqual(['DB_PORT', 'GPG_PASSPHRASE', 'S3_WRITER_SECRET_ACCESS_KEY']);
+    for (const value of everySecret) {
+      expect(error.message).not.toContain(value);
+      expect(JSON.stringify(error.issues)).not.toContain(value);
+    }
+  });
+
+  it('never appear in redactedConfig, JSON, util.inspect or string templates', () => {
+    const config = loadConfig(withSecrets);
+    const printed = [
+      JSON.stringify(redactedConfig(config)),
+      JSON.stringify(config),
+      inspect(config, { depth: null }),
+      `${config.db.password} ${config.notify.webhookUrl}`,
+    ];
+    for (const text of printed) for (const value of everySecret) expect(text).not.toContain(value);
+    expect(redactedConfig(config).db.password).toBe('***');
+  });
+});
+
+describe('resolveInsideBackupDir', () => {
+  it('resolves a relative name under the backup directory', () => {
+    expect(resolveInsideBackupDir('--file', 'db/erp4.dump', backupDir)).toBe(path.join(backupDir, 'db', 'erp4.dump'));
+  });
+
+  it.each(['../x.dump', '/etc/passwd', 'escape/passwd', '$(id).dump', ''])('refuses %j and names the argument', (value) => {
+    expect(() => resolveInsideBackupDir('--file', value, backupDir)).toThrow(ConfigError);
+    expect(() => resolveInsideBackupDir('--file', value, backupDir)).toThrow(/--file: .*; expected a file name or relative path inside BACKUP_DIR/);
+  });
+});
