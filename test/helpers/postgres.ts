@@ -109,7 +109,7 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
     const serverVersion = await waitUntilReady(
       server,
       async () => {
-        const client = new pg.Client({ host, port, user, password, database: 'postgres' });
+        const client = new pg.Client({ host, port, user, password, database: 'postgres', connectionTimeoutMillis: 3_000 });
         await client.connect();
         try {
           const result = await client.query<{ server_version: string }>('SHOW server_version');

@@ -6,6 +6,7 @@ import { pgClientConfig } from '../../src/pg/connection.js';
 import { computeFingerprint, listUserTables } from '../../src/pg/fingerprint.js';
 import { createEmptyDatabase, dropDatabase, restoreDump } from '../../src/pg/restore.js';
 import { NightlyBackup } from '../../workflows/index.js';
+import { progressQuery } from '../../workflows/messages.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
 
@@ -22,11 +23,17 @@ describe('NightlyBackup to the local repository only', () => {
   afterAll(async () => product?.close());
 
   it('writes a dump that pg_restore restores with equal row counts and money totals', async () => {
-    const result = await product.client.workflow.execute(NightlyBackup, {
+    const handle = await product.client.workflow.start(NightlyBackup, {
       taskQueue: product.config.temporal.taskQueue,
       workflowId: `nightly-local-${Date.now()}`,
       args: [{ kind: 'daily' }],
     });
+    const result = await handle.result();
+
+    const progress = await handle.query(progressQuery);
+    expect(progress).toMatchObject({ backupId: result.backupId, phase: 'completed', repositoriesDone: ['local'] });
+    expect(Object.keys(progress.artifacts).sort()).toEqual(['assets', 'db', 'globals']);
+    expect(progress.artifacts.db!.bytes).toBeGreaterThan(0);
 
     expect(result.repositories).toEqual(['local']);
     const { backups } = await readCatalog(product.runtime.repositories.get('local')!, 'test');

@@ -16,6 +16,7 @@ import { createSampleDatabase, productEnv, startProduct, type RunningProduct } f
 import { testS3Client } from '../helpers/s3-server.js';
 import { services } from '../helpers/services.js';
 import { runCommand } from '../helpers/processes.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const s = services();
 
@@ -186,9 +187,14 @@ describe('NightlyBackup to local, S3 and SFTP with OpenPGP', () => {
 });
 
 describe('NightlyBackup against an SFTP host with another host key', () => {
-  it('is refused, naming REMOTE_HOST, and leaves no backup anywhere', async () => {
+  it('is refused, naming REMOTE_HOST, notifies the webhook and leaves no backup anywhere', async () => {
     const otherKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxB2zs6jZ6EoEfyv9r0ZV2mA8C6E5Z4pV9l3m2cJ7Qe other-host';
-    const env = await productEnv(s, 'hostkey', { sftp: true, assets: false, env: { REMOTE_HOST_KEY: otherKey } });
+    const webhook = await startWebhookReceiver();
+    const env = await productEnv(s, 'hostkey', {
+      sftp: true,
+      assets: false,
+      env: { REMOTE_HOST_KEY: otherKey, NOTIFY_WEBHOOK_URL: webhook.url },
+    });
     const product = await startProduct(s, env);
     try {
       const run = product.client.workflow.execute(NightlyBackup, {
@@ -200,8 +206,14 @@ describe('NightlyBackup against an SFTP host with another host key', () => {
       expect(error).toBeInstanceOf(WorkflowFailedError);
       expect(failureMessages(error)).toMatch(/REMOTE_HOST/);
       expect((await readCatalog(product.runtime.repositories.get('local')!, 'test')).backups).toEqual([]);
+      // Non-retryable: one attempt, one notice naming the step and the cause.
+      expect(webhook.received).toHaveLength(1);
+      expect(webhook.received[0]).toMatchObject({ event: 'backup-failed', env: 'test', kind: 'daily', failed_step: 'transferring' });
+      expect(String(webhook.received[0]!.error)).toMatch(/REMOTE_HOST .* presented host key SHA256:/);
+      expect(String(webhook.received[0]!.text)).toContain('failed at transferring');
     } finally {
       await product.close();
+      await webhook.close();
     }
   });
 });
