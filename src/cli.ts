@@ -6,8 +6,10 @@ import { createRepositories } from './runtime.js';
 import type { Repository } from './storage/repository.js';
 import { backupCommand } from './commands/backup.js';
 import { listCommand } from './commands/list.js';
+import { addSchedulesCommands } from './commands/schedules.js';
 import { verifyCommand } from './commands/verify.js';
 import { workerCommand } from './commands/worker.js';
+import { describeError } from './commands/format.js';
 
 /**
  * The operator's command line. Every command reads the same environment variables as the
@@ -58,6 +60,8 @@ program
     if (!ok) process.exitCode = 1;
   });
 
+addSchedulesCommands(program);
+
 async function withRepository<T>(config: Config, name: string, work: (repository: Repository) => Promise<T>): Promise<T> {
   const repositories = createRepositories(config, 'reader');
   try {
@@ -79,6 +83,6 @@ function parseBackupIdArgument(value: string): string {
 }
 
 program.parseAsync().catch((error: unknown) => {
-  process.stderr.write(`erp4-backup: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`erp4-backup: ${describeError(error)}\n`);
   process.exitCode = process.exitCode || 2;
 });

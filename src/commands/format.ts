@@ -24,3 +24,17 @@ export function formatTable(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
+
+/**
+ * An error for the operator: Temporal wraps causes (`Workflow execution failed` <- `Activity
+ * task failed` <- the real message); print the chain without the wrappers that say nothing.
+ */
+export function describeError(error: unknown): string {
+  const messages: string[] = [];
+  for (let e: unknown = error; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (!/^(Workflow execution failed|Activity task failed)$/.test(message) && !messages.includes(message)) messages.push(message);
+    if (!(e instanceof Error)) break;
+  }
+  return messages.join(': ') || String(error);
+}
