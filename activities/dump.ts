@@ -6,7 +6,7 @@ import { startTool } from '../src/child-process.js';
 import { InputError } from '../src/errors.js';
 import type { BackupKind } from '../src/layout.js';
 import type { FingerprintEntry } from '../src/manifest.js';
-import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
+import { connectDatabase, PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
 import { computeFingerprint, listUserTables, qualifiedName, resolveTables, type TableRef } from '../src/pg/fingerprint.js';
 import { checkPgToolVersion, PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
@@ -48,7 +48,7 @@ const PRISMA_SCHEMA_VERSION = `
 export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, stagingPath: string): Promise<DatabaseDump> {
   const signal = Context.current().cancellationSignal;
   const client = new pg.Client(pgClientConfig(settings.db));
-  await client.connect();
+  await connectDatabase(client, settings.db);
   try {
     const versionRow = (await client.query<{ num: string; text: string }>(
       `SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS text`,

@@ -1,11 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ToolError } from '../src/child-process.js';
+import { isDiskFull } from '../src/errors.js';
 
 /**
  * Errors that retrying cannot fix (bad configuration, a missing tool, refused credentials, an
- * unusable key, a host key mismatch) become non-retryable ApplicationFailures whose type is
- * the error's name: the workflow fails at once with the clear message instead of retrying
- * for hours. Everything else (network, timeouts, a server restart) is retried with backoff.
+ * unusable key, a host key mismatch, a full disk) become non-retryable ApplicationFailures
+ * whose type is the error's name: the workflow fails at once with the clear message instead
+ * of retrying for hours. Everything else (network, timeouts, a server restart) is retried with backoff.
  */
 const PERMANENT_ERROR_NAMES = new Set([
   'ConfigError',
@@ -13,10 +14,14 @@ const PERMANENT_ERROR_NAMES = new Set([
   'OpenPgpKeyError',
   'HostKeyMismatchError',
   'InputError',
+  'DiskFullError',
+  'DatabaseAccessError',
 ]);
 
 export function isPermanent(error: unknown): boolean {
   if (error instanceof ToolError) return error.permanent;
+  // Also a full disk met by a repository (a StorageError whose cause is ENOSPC).
+  if (isDiskFull(error)) return true;
   return error instanceof Error && PERMANENT_ERROR_NAMES.has(error.name);
 }
 

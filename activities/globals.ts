@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { Readable } from 'node:stream';
 import { startTool } from '../src/child-process.js';
-import { PERMANENT_PG_ERRORS, pgChildEnv, type DbConnection } from '../src/pg/connection.js';
+import { explainPgToolFailure, PERMANENT_PG_ERRORS, pgChildEnv, type DbConnection } from '../src/pg/connection.js';
 import { PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { progressHeartbeat } from './heartbeat.js';
 import { stageStream, type StagedFile } from './staging.js';
@@ -20,10 +20,14 @@ export async function dumpGlobals(
     installHint: PG_INSTALL_HINT,
   });
   dump.stdin.end();
-  return stageStream(dump.stdout, stagingPath, {
-    encrypt: settings.encrypt,
-    onProgress: progressHeartbeat('globals'),
-    signal,
-    producerExited: dump.exited,
-  });
+  try {
+    return await stageStream(dump.stdout, stagingPath, {
+      encrypt: settings.encrypt,
+      onProgress: progressHeartbeat('globals'),
+      signal,
+      producerExited: dump.exited,
+    });
+  } catch (error) {
+    throw explainPgToolFailure(error);
+  }
 }

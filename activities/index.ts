@@ -1,9 +1,13 @@
 import { createBackupActivities } from './backup.js';
+import { createRestoreActivities } from './restore.js';
 import { failFastOnPermanentErrors } from './failures.js';
+import { createFreshnessActivities } from './freshness.js';
+import { createPruneActivities } from './prune.js';
 import type { BackupRuntime } from './runtime.js';
 
 export type { BackupRuntime } from './runtime.js';
 export type { StagedArtifact, BackupPlan } from './backup.js';
+export type { RestorePlan, PlainDigests } from './restore.js';
 
 /**
  * Every activity, bound to the worker's runtime (samples-typescript's createActivities(deps)).
@@ -13,6 +17,9 @@ export type { StagedArtifact, BackupPlan } from './backup.js';
 export function createActivities(runtime: BackupRuntime) {
   const activities = {
     ...createBackupActivities(runtime),
+    ...createRestoreActivities(runtime),
+    ...createFreshnessActivities(runtime),
+    ...createPruneActivities(runtime),
   };
   return Object.fromEntries(
     Object.entries(activities).map(([name, fn]) => [name, failFastOnPermanentErrors(fn as (...args: unknown[]) => Promise<unknown>)]),

@@ -1,8 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { LayoutOptions } from '../src/layout.js';
+import type { PruneRuntime } from '../src/prune-policy.js';
 import type { DbConnection } from '../src/pg/connection.js';
 import type { TableRef } from '../src/pg/fingerprint.js';
 import type { Repository } from '../src/storage/repository.js';
+import type { RestoreSettings } from './restore-runtime.js';
 
 /**
  * Everything the activities need, built once by the worker from its own environment
@@ -24,4 +26,10 @@ export interface BackupRuntime {
   /** The configured repositories by name: `local` always, `s3` and `sftp` when configured. */
   repositories: ReadonlyMap<string, Repository>;
   notifyWebhookUrl?: string;
+  /** Thresholds of the Freshness watchdog (RPO_DAILY, RPO_CRITICAL, DRILL_MAX_AGE, OFFSITE_MAX_LAG). */
+  freshness: { rpoDailyMs: number; rpoCriticalMs: number; drillMaxAgeMs: number; offsiteMaxLagMs: number };
+  /** What RestoreDrill and Restore need: reader repositories, the decryption key, approvers, checks. */
+  restore: RestoreSettings;
+  /** What Prune needs: the policy of each repository, the pruning credentials, the off-site copy. */
+  prune: PruneRuntime;
 }

@@ -1,8 +1,9 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DiskFullError, isDiskFull } from '../src/errors.js';
 import { Sha256Meter } from '../src/storage/hash.js';
 
 /**
@@ -43,6 +44,13 @@ export async function stageStream(source: Readable, path: string, options: Stage
   } catch (error) {
     source.destroy();
     await rm(partial, { force: true });
+    if (isDiskFull(error)) {
+      throw new DiskFullError(
+        `BACKUP_DIR is full: no space left on the file system holding ${dirname(path)} while staging ${basename(path)}; ` +
+          'free space there or point BACKUP_DIR at a larger disk',
+        { cause: error },
+      );
+    }
     throw error;
   }
   return { path, ...meter.digest() };

@@ -4,8 +4,14 @@ import { loadConfig, type Config } from './config.js';
 import { BACKUP_KINDS, isBackupId } from './layout.js';
 import { createRepositories } from './runtime.js';
 import type { Repository } from './storage/repository.js';
+import { approveCommand } from './commands/approve.js';
 import { backupCommand } from './commands/backup.js';
+import { drillCommand } from './commands/drill.js';
 import { listCommand } from './commands/list.js';
+import { restoreCommand } from './commands/restore.js';
+import { addLifecycleCommands } from './commands/lifecycle.js';
+import { addPinCommands } from './commands/pin.js';
+import { addPruneCommand } from './commands/prune.js';
 import { addSchedulesCommands } from './commands/schedules.js';
 import { verifyCommand } from './commands/verify.js';
 import { workerCommand } from './commands/worker.js';
@@ -60,7 +66,49 @@ program
     if (!ok) process.exitCode = 1;
   });
 
+const restoreSourceOptions = (command: Command) =>
+  command
+    .option('--backup <id>', 'a backup id (see list) or "latest": the newest complete backup of --kind', parseBackupIdArgument, 'latest')
+    .option('--repo <name>', 'repository to restore from: s3, sftp or local (default: the first configured of s3, sftp, local)')
+    .addOption(new Option('--kind <kind>', 'the kind "latest" picks').choices(BACKUP_KINDS).default('daily'))
+    .option('--no-follow', 'start the workflow and return at once');
+
+restoreSourceOptions(
+  program
+    .command('drill')
+    .description('start a RestoreDrill: restore a backup into a scratch database, check it, report; waits for approve-restore'),
+)
+  .option('--keep-scratch', 'keep the scratch database and files for inspection', false)
+  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; keepScratch: boolean; follow: boolean }) => {
+    const result = await drillCommand(loadConfig(), options);
+    if (result && result.outcome !== 'passed') process.exitCode = 1;
+  });
+
+program
+  .command('approve')
+  .description('send approve-restore to a waiting RestoreDrill or Restore, as one of RESTORE_APPROVERS')
+  .argument('<workflow-id>', 'the workflow id printed by drill or restore')
+  .requiredOption('--as <name>', 'your name as listed in RESTORE_APPROVERS')
+  .option('--comment <text>', 'why you approve, kept in the report')
+  .action(async (workflowId: string, options: { as: string; comment?: string }) => {
+    if (!(await approveCommand(loadConfig(), workflowId, options))) process.exitCode = 1;
+  });
+
+restoreSourceOptions(
+  program
+    .command('restore')
+    .description('start a production Restore into RESTORE_TARGET_DB (created empty); needs two approvers of two different roles'),
+)
+  .option('--apply-globals', "apply the backup's roles (shown before approval) before restoring", false)
+  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; applyGlobals: boolean; follow: boolean }) => {
+    const result = await restoreCommand(loadConfig(), options);
+    if (result && result.outcome !== 'passed') process.exitCode = 1;
+  });
+
 addSchedulesCommands(program);
+addPruneCommand(program);
+addPinCommands(program);
+addLifecycleCommands(program);
 
 async function withRepository<T>(config: Config, name: string, work: (repository: Repository) => Promise<T>): Promise<T> {
   const repositories = createRepositories(config, 'reader');

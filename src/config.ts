@@ -26,6 +26,15 @@
  * | S3_WRITER_ACCESS_KEY_ID, S3_WRITER_SECRET_ACCESS_KEY | SDK chain | S15: write-only role used by backups (both or neither; secret) |
  * | S3_READER_ACCESS_KEY_ID, S3_READER_SECRET_ACCESS_KEY | SDK chain | S15: read-only role used by restores (both or neither; secret) |
  * | S3_PRUNER_ACCESS_KEY_ID, S3_PRUNER_SECRET_ACCESS_KEY | SDK chain | S15: role used by prune: list, read manifests, delete (both or neither; secret) |
+ * | S3_COPY_BUCKET | - | S8: enables the off-site copy, a second S3 repository `s3-copy` (another bucket, region or account); needs S3_BUCKET |
+ * | S3_COPY_PREFIX | `erp4` | S8: key prefix in S3_COPY_BUCKET, as S3_PREFIX |
+ * | S3_COPY_REGION | `ap-northeast-1` | S8: region of S3_COPY_BUCKET |
+ * | S3_COPY_ENDPOINT_URL | AWS | S8: http(s) URL of an S3-compatible store holding S3_COPY_BUCKET |
+ * | S3_COPY_SSE_KMS_KEY_ID, S3_COPY_SSE_S3 | - | S11: server-side encryption of the copy; exactly one is required with S3_COPY_BUCKET |
+ * | S3_COPY_ACCESS_KEY_ID, S3_COPY_SECRET_ACCESS_KEY | SDK chain | S8: credentials of the copy's account, for every role (both or neither; secret) |
+ * | LOCAL_RETENTION | `7d` | S7: generations kept in BACKUP_DIR: `<N>d` (N days of every kind but manual) or `gfs` (S8: 14 daily, 8 weekly, 12 monthly, critical 48 h) |
+ * | S3_RETENTION | `gfs` | S8/S16: the same, for S3 and the off-site copy; also what `lifecycle apply` derives the bucket's rules from |
+ * | PRUNE_ABANDONED_AFTER | `24h` | prune reaps artifacts without a manifest and unfinished multipart uploads older than this |
  * | GPG_RECIPIENT | - | S12: user id, e-mail or fingerprint; enables OpenPGP encryption |
  * | GPG_PUBLIC_KEY_FILE | - | S12: ASCII-armoured public key(s); required with GPG_RECIPIENT |
  * | GPG_PRIVATE_KEY_FILE | - | restore only: ASCII-armoured private key that decrypts backups |
@@ -137,6 +146,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** LOCAL_RETENTION, S3_RETENTION: the S8 GFS tiers, or N days of every kind but manual (S7). */
+export type RetentionSetting = { readonly kind: 'gfs' } | { readonly kind: 'days'; readonly days: number };
+
 export interface Credentials {
   readonly accessKeyId: string;
   readonly secretAccessKey: Secret;
@@ -175,6 +187,26 @@ export interface Config {
         readonly pruner: Credentials | undefined;
       }
     | undefined;
+  /** The off-site copy (S8): a second S3 repository named `s3-copy`. */
+  readonly s3Copy:
+    | {
+        readonly bucket: string;
+        readonly prefix: string;
+        readonly region: string;
+        readonly endpointUrl: string | undefined;
+        readonly forcePathStyle: boolean;
+        readonly sse: ServerSideEncryption;
+        /** Used for every role (the copy lives in another account); undefined: the SDK default chain. */
+        readonly credentials: Credentials | undefined;
+      }
+    | undefined;
+  /** What Prune keeps (src/prune-policy.ts turns these into retention policies). */
+  readonly prune: {
+    readonly localRetention: RetentionSetting;
+    /** For `s3` and `s3-copy`, and the bucket's lifecycle rules. */
+    readonly s3Retention: RetentionSetting;
+    readonly abandonedAfterMs: number;
+  };
   readonly gpg:
     | {
         /** Backups are encrypted for this recipient (S12). */
@@ -287,6 +319,17 @@ export const CONFIG_VARIABLES = [
   'S3_READER_SECRET_ACCESS_KEY',
   'S3_PRUNER_ACCESS_KEY_ID',
   'S3_PRUNER_SECRET_ACCESS_KEY',
+  'S3_COPY_BUCKET',
+  'S3_COPY_PREFIX',
+  'S3_COPY_REGION',
+  'S3_COPY_ENDPOINT_URL',
+  'S3_COPY_SSE_KMS_KEY_ID',
+  'S3_COPY_SSE_S3',
+  'S3_COPY_ACCESS_KEY_ID',
+  'S3_COPY_SECRET_ACCESS_KEY',
+  'LOCAL_RETENTION',
+  'S3_RETENTION',
+  'PRUNE_ABANDONED_AFTER',
   'GPG_RECIPIENT',
   'GPG_PUBLIC_KEY_FILE',
   'GPG_PRIVATE_KEY_FILE',
@@ -566,6 +609,14 @@ function parseApprover(text: string): { name: string; role: string } | undefined
   return match?.[1] && match[2] ? { name: match[1], role: match[2] } : undefined;
 }
 
+const RETENTION_EXPECTED = 'gfs (S8: 14 daily, 8 weekly, 12 monthly, critical 48 h) or a number of days such as 7d (1-36500)';
+
+function retentionSetting(value: string): RetentionSetting | Wrong {
+  if (value === 'gfs') return { kind: 'gfs' };
+  const days = /^(\d{1,5})d$/.exec(value)?.[1];
+  return days !== undefined && +days >= 1 && +days <= 36500 ? { kind: 'days', days: +days } : new Wrong(`${show(value)} is not valid`);
+}
+
 const MS_PER_UNIT = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000 } as const;
 
 /** A parser of src/schedule-times.ts (which returns what is wrong as text) as a field parser. */
@@ -672,6 +723,20 @@ function envShape(backupDir: string) {
     S3_READER_SECRET_ACCESS_KEY: secret('the secret access key of the read-only role').optional(),
     S3_PRUNER_ACCESS_KEY_ID: accessKeyId().optional(),
     S3_PRUNER_SECRET_ACCESS_KEY: secret('the secret access key of the pruning role').optional(),
+    S3_COPY_BUCKET: z
+      .string()
+      .regex(S3_BUCKET_NAME, invalid('an S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit'))
+      .optional(),
+    S3_COPY_PREFIX: parsed("'/'-separated segments of letters, digits, '.', '_' and '-', no leading or trailing '/', no '..' (e.g. erp4)", s3Prefix).default('erp4'),
+    S3_COPY_REGION: z.string().regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, invalid('a region name such as ap-northeast-3')).default('ap-northeast-1'),
+    S3_COPY_ENDPOINT_URL: httpUrl(invalid('an http:// or https:// URL of an S3-compatible store')).optional(),
+    S3_COPY_SSE_KMS_KEY_ID: z.string().regex(KMS_KEY_ID, invalid('a KMS key id, key ARN, alias name or alias ARN of the copy\'s account')).optional(),
+    S3_COPY_SSE_S3: z.literal('AES256', invalid('AES256')).optional(),
+    S3_COPY_ACCESS_KEY_ID: accessKeyId().optional(),
+    S3_COPY_SECRET_ACCESS_KEY: secret("the secret access key of the copy's account").optional(),
+    LOCAL_RETENTION: parsed(RETENTION_EXPECTED, retentionSetting).default({ kind: 'days', days: 7 }),
+    S3_RETENTION: parsed(RETENTION_EXPECTED, retentionSetting).default({ kind: 'gfs' }),
+    PRUNE_ABANDONED_AFTER: parsed('a positive duration such as 24h or 2d', duration).default(24 * MS_PER_UNIT.h),
 
     GPG_RECIPIENT: z
       .string()
@@ -790,6 +855,8 @@ const REQUIRED_WITH: readonly [Variable, Variable, string][] = [
   ['S3_READER_ACCESS_KEY_ID', 'S3_READER_SECRET_ACCESS_KEY', 'both of the pair or neither'],
   ['S3_PRUNER_SECRET_ACCESS_KEY', 'S3_PRUNER_ACCESS_KEY_ID', 'both of the pair or neither'],
   ['S3_PRUNER_ACCESS_KEY_ID', 'S3_PRUNER_SECRET_ACCESS_KEY', 'both of the pair or neither'],
+  ['S3_COPY_SECRET_ACCESS_KEY', 'S3_COPY_ACCESS_KEY_ID', 'both of the pair or neither'],
+  ['S3_COPY_ACCESS_KEY_ID', 'S3_COPY_SECRET_ACCESS_KEY', 'both of the pair or neither'],
 ];
 
 const onlyWith = (enabler: Variable, variables: Variable[]) => variables.map((variable): [Variable, Variable] => [variable, enabler]);
@@ -798,6 +865,8 @@ const onlyWith = (enabler: Variable, variables: Variable[]) => variables.map((va
 const ONLY_WITH: readonly [Variable, Variable][] = [
   ...onlyWith('S3_BUCKET', ['S3_PREFIX', 'S3_REGION', 'S3_ENDPOINT_URL', 'S3_PART_SIZE_MB', 'SSE_KMS_KEY_ID', 'SSE_S3']),
   ...onlyWith('S3_BUCKET', ['S3_WRITER_ACCESS_KEY_ID', 'S3_READER_ACCESS_KEY_ID', 'S3_PRUNER_ACCESS_KEY_ID']),
+  ...onlyWith('S3_BUCKET', ['S3_COPY_BUCKET', 'S3_RETENTION']),
+  ...onlyWith('S3_COPY_BUCKET', ['S3_COPY_PREFIX', 'S3_COPY_REGION', 'S3_COPY_ENDPOINT_URL', 'S3_COPY_SSE_KMS_KEY_ID', 'S3_COPY_SSE_S3', 'S3_COPY_ACCESS_KEY_ID']),
   ...onlyWith('REMOTE_HOST', ['REMOTE_PORT', 'REMOTE_USER', 'REMOTE_DIR', 'REMOTE_SSH_KEY', 'REMOTE_HOST_KEY', 'REMOTE_KEEP_DAYS']),
   ...onlyWith('GPG_RECIPIENT', ['GPG_PUBLIC_KEY_FILE']),
   ...onlyWith('GPG_PRIVATE_KEY_FILE', ['GPG_PASSPHRASE_FILE', 'GPG_PASSPHRASE']),
@@ -831,6 +900,29 @@ function crossVariableIssues(raw: RawEnv, env: NodeJS.ProcessEnv): ConfigIssue[]
   }
   if (isSet('SSE_KMS_KEY_ID') && isSet('SSE_S3')) {
     issues.push({ variable: 'SSE_S3', message: 'set together with SSE_KMS_KEY_ID; expected exactly one server-side encryption: SSE_KMS_KEY_ID or SSE_S3' });
+  }
+  if (isSet('S3_COPY_BUCKET') && !isSet('S3_COPY_SSE_KMS_KEY_ID') && !isSet('S3_COPY_SSE_S3')) {
+    issues.push({
+      variable: 'S3_COPY_SSE_KMS_KEY_ID',
+      message: 'S3_COPY_BUCKET is set without server-side encryption (S11); expected S3_COPY_SSE_KMS_KEY_ID or S3_COPY_SSE_S3=AES256',
+    });
+  }
+  if (isSet('S3_COPY_SSE_KMS_KEY_ID') && isSet('S3_COPY_SSE_S3')) {
+    issues.push({
+      variable: 'S3_COPY_SSE_S3',
+      message: 'set together with S3_COPY_SSE_KMS_KEY_ID; expected exactly one server-side encryption: S3_COPY_SSE_KMS_KEY_ID or S3_COPY_SSE_S3',
+    });
+  }
+  if (
+    isSet('S3_COPY_BUCKET') &&
+    raw.S3_COPY_BUCKET === raw.S3_BUCKET &&
+    (raw.S3_COPY_PREFIX ?? 'erp4') === (raw.S3_PREFIX ?? 'erp4') &&
+    raw.S3_COPY_ENDPOINT_URL === raw.S3_ENDPOINT_URL
+  ) {
+    issues.push({
+      variable: 'S3_COPY_BUCKET',
+      message: 'names the same bucket and prefix as S3_BUCKET and S3_PREFIX; expected another bucket (region, account) or at least another S3_COPY_PREFIX',
+    });
   }
   if (isSet('GPG_PASSPHRASE') && isSet('GPG_PASSPHRASE_FILE')) {
     issues.push({ variable: 'GPG_PASSPHRASE', message: 'set together with GPG_PASSPHRASE_FILE; expected one of them' });
@@ -898,6 +990,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             reader: credentials(v.S3_READER_ACCESS_KEY_ID, v.S3_READER_SECRET_ACCESS_KEY),
             pruner: credentials(v.S3_PRUNER_ACCESS_KEY_ID, v.S3_PRUNER_SECRET_ACCESS_KEY),
           },
+    s3Copy:
+      v.S3_COPY_BUCKET === undefined
+        ? undefined
+        : {
+            bucket: v.S3_COPY_BUCKET,
+            prefix: v.S3_COPY_PREFIX,
+            region: v.S3_COPY_REGION,
+            endpointUrl: v.S3_COPY_ENDPOINT_URL,
+            forcePathStyle: v.S3_COPY_ENDPOINT_URL !== undefined,
+            sse:
+              v.S3_COPY_SSE_KMS_KEY_ID !== undefined
+                ? { serverSideEncryption: 'aws:kms', kmsKeyId: v.S3_COPY_SSE_KMS_KEY_ID }
+                : { serverSideEncryption: 'AES256' },
+            credentials: credentials(v.S3_COPY_ACCESS_KEY_ID, v.S3_COPY_SECRET_ACCESS_KEY),
+          },
+    prune: { localRetention: v.LOCAL_RETENTION, s3Retention: v.S3_RETENTION, abandonedAfterMs: v.PRUNE_ABANDONED_AFTER },
     gpg:
       v.GPG_RECIPIENT === undefined && v.GPG_PRIVATE_KEY_FILE === undefined
         ? undefined

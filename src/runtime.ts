@@ -3,6 +3,9 @@ import type { Readable } from 'node:stream';
 import type { BackupRuntime } from '../activities/runtime.js';
 import type { Config, Credentials } from './config.js';
 import { encryptStream, loadRecipientKeys } from './crypto/openpgp.js';
+import { objectTagsForKey } from './lifecycle.js';
+import { createPruneRuntime, OFFSITE_COPY_REPOSITORY } from './prune-policy.js';
+import { createRestoreSettings } from './restore/settings.js';
 import { LocalRepository } from './storage/local.js';
 import type { Repository } from './storage/repository.js';
 import { S3Repository } from './storage/s3.js';
@@ -37,14 +40,18 @@ export async function createBackupRuntime(config: Config): Promise<BackupRuntime
         : undefined,
     repositories: createRepositories(config, 'writer'),
     notifyWebhookUrl: config.notify.webhookUrl?.reveal(),
+    freshness: config.freshness,
+    restore: await createRestoreSettings(config),
+    prune: createPruneRuntime(config),
   };
 }
 
 /**
  * The configured repositories by name. `role` picks the S3 credentials (S15): backups write
  * with S3_WRITER_*, restores read with S3_READER_*; unset means the SDK's default chain.
+ * The off-site copy `s3-copy` (S3_COPY_*) uses its own account's credentials for every role.
  */
-export function createRepositories(config: Config, role: 'writer' | 'reader'): Map<string, Repository> {
+export function createRepositories(config: Config, role: 'writer' | 'reader' | 'pruner'): Map<string, Repository> {
   const repositories = new Map<string, Repository>();
   repositories.set('local', new LocalRepository({ root: config.local.backupDir }));
   if (config.s3) {
@@ -63,6 +70,26 @@ export function createRepositories(config: Config, role: 'writer' | 'reader'): M
             ? { kind: 'aws:kms', kmsKeyId: config.s3.sse.kmsKeyId }
             : { kind: 'AES256' },
         partSizeBytes: config.s3.partSizeBytes,
+        objectTags: objectTagsForKey,
+      }),
+    );
+  }
+  if (config.s3 && config.s3Copy) {
+    // The off-site copy (S8): one more repository, so every backup is uploaded there too.
+    const copy = config.s3Copy;
+    repositories.set(
+      OFFSITE_COPY_REPOSITORY,
+      new S3Repository({
+        name: OFFSITE_COPY_REPOSITORY,
+        bucket: copy.bucket,
+        prefix: copy.prefix,
+        region: copy.region,
+        endpoint: copy.endpointUrl,
+        forcePathStyle: copy.forcePathStyle,
+        credentials: copy.credentials ? sdkCredentials(copy.credentials) : undefined,
+        sse: copy.sse.serverSideEncryption === 'aws:kms' ? { kind: 'aws:kms', kmsKeyId: copy.sse.kmsKeyId } : { kind: 'AES256' },
+        partSizeBytes: config.s3.partSizeBytes,
+        objectTags: objectTagsForKey,
       }),
     );
   }

@@ -11,17 +11,39 @@ import {
   type NightlyBackupResult,
 } from './messages.js';
 
-// Long work (dump, upload) heartbeats; a worker that dies or stalls is noticed within the
-// heartbeat timeout and the activity is retried on a live worker.
-const longWork = proxyActivities<Activities>({
-  startToCloseTimeout: '12h',
-  heartbeatTimeout: '30s',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 10 },
-});
-const shortWork = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
-});
+const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 30;
+const MIN_HEARTBEAT_TIMEOUT_SECONDS = 5;
+const MAX_HEARTBEAT_TIMEOUT_SECONDS = 3600;
+
+/**
+ * Long work (dump, upload) heartbeats; a worker that dies or stalls is noticed within the
+ * heartbeat timeout and the activity is retried on a live worker. Short work sends no
+ * heartbeats: its start-to-close timeout bounds how long a lost one blocks the backup.
+ * With the default of 30 s: retries from 10 s up to 5 min apart; short steps within 2 min.
+ */
+function activitiesFor(heartbeatSeconds: number) {
+  const longWork = proxyActivities<Activities>({
+    startToCloseTimeout: '12h',
+    heartbeatTimeout: heartbeatSeconds * 1000,
+    retry: { initialInterval: (heartbeatSeconds * 1000) / 3, backoffCoefficient: 2, maximumInterval: heartbeatSeconds * 10_000, maximumAttempts: 10 },
+  });
+  const shortWork = proxyActivities<Activities>({
+    startToCloseTimeout: heartbeatSeconds * 4000,
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
+  });
+  return { longWork, shortWork };
+}
+
+function heartbeatSecondsOf(input: NightlyBackupInput): number {
+  const seconds = input.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
+  if (!Number.isFinite(seconds) || seconds < MIN_HEARTBEAT_TIMEOUT_SECONDS || seconds > MAX_HEARTBEAT_TIMEOUT_SECONDS) {
+    throw ApplicationFailure.nonRetryable(
+      `heartbeatTimeoutSeconds: expected ${MIN_HEARTBEAT_TIMEOUT_SECONDS}-${MAX_HEARTBEAT_TIMEOUT_SECONDS} seconds, got ${JSON.stringify(input.heartbeatTimeoutSeconds)}`,
+      'InputError',
+    );
+  }
+  return seconds;
+}
 
 /**
  * NightlyBackup (S1-S20, S29): dump the database and its roles, archive the PDF files, put
@@ -30,6 +52,7 @@ const shortWork = proxyActivities<Activities>({
  * failure an operator notice names the failed step before the workflow fails.
  */
 export async function NightlyBackup(input: NightlyBackupInput): Promise<NightlyBackupResult> {
+  const { longWork, shortWork } = activitiesFor(heartbeatSecondsOf(input));
   const backupId = input.backupId ?? backupIdFor(input.kind, workflowInfo().runStartTime);
   const startedAt = Date.now();
   const progress: BackupProgress = {

@@ -1,5 +1,6 @@
 import { NativeConnection } from '@temporalio/worker';
 import type { Config } from '../config.js';
+import { installMetrics } from '../metrics.js';
 import { createBackupRuntime } from '../runtime.js';
 import { createBackupWorker } from '../temporal/worker.js';
 
@@ -8,6 +9,8 @@ import { createBackupWorker } from '../temporal/worker.js';
  * the task queue, and runs until SIGINT/SIGTERM, finishing in-flight work first.
  */
 export async function workerCommand(config: Config): Promise<void> {
+  // Before the first connection: it creates Temporal's per-process Runtime.
+  if (config.metrics.bindAddress) installMetrics(config.metrics.bindAddress, config.env);
   const runtime = await createBackupRuntime(config);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {

@@ -20,6 +20,11 @@ export interface PutOptions {
   expected: { size: number; sha256: string };
   /** User metadata (S3 stores it as x-amz-meta-*; other backends may ignore it). */
   metadata?: Record<string, string>;
+  /**
+   * Object tags, which S3 Lifecycle rules select on (S16, src/lifecycle.ts). Only the S3
+   * backend stores them; the local and SFTP backends ignore them (they have no lifecycle).
+   */
+  tags?: Record<string, string>;
   /** Called with the total number of bytes sent so far (heartbeats, progress). */
   onProgress?: (bytesSent: number) => void;
   signal?: AbortSignal;

@@ -1,12 +1,17 @@
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
+  GetBucketLifecycleConfigurationCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   paginateListObjectsV2,
+  PutBucketLifecycleConfigurationCommand,
+  PutObjectTaggingCommand,
   S3Client,
   type HeadObjectCommandOutput,
+  type LifecycleRule,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createHash, type Hash } from 'node:crypto';
@@ -50,6 +55,11 @@ export interface S3RepositoryOptions {
   partSizeBytes: number;
   /** Parts uploaded in parallel; default 4. */
   queueSize?: number;
+  /**
+   * Tags for a put that names none (PutOptions.tags), by key: how objects get the lifecycle
+   * tier their key implies (src/lifecycle.ts objectTagsForKey). Undefined: no tags.
+   */
+  objectTags?: (key: string) => Record<string, string> | undefined;
 }
 
 /** A multipart upload that was started and never completed nor aborted (it costs storage). */
@@ -67,6 +77,9 @@ const DEFAULT_QUEUE_SIZE = 4;
 const SHA256_METADATA = 'sha256';
 const METADATA_KEY = /^[a-z0-9][a-z0-9_-]*$/;
 const METADATA_VALUE = /^[\x20-\x7e]*$/;
+/** S3 object tags: at most 10, keys 1-128 and values 0-256 of these characters. */
+const MAX_TAGS = 10;
+const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
 
 function isNotFound(error: unknown): boolean {
   const name = (error as { name?: string } | undefined)?.name;
@@ -99,6 +112,20 @@ function validatedMetadata(key: string, metadata: Record<string, string> = {}): 
     if (!METADATA_VALUE.test(value)) throw new Error(`${key}: metadata ${name} must be printable ASCII`);
   }
   return metadata;
+}
+
+function validatedTags(key: string, tags: Record<string, string> | undefined): { Key: string; Value: string }[] {
+  const entries = Object.entries(tags ?? {});
+  if (entries.length > MAX_TAGS) throw new Error(`${key}: at most ${MAX_TAGS} tags, got ${entries.length}`);
+  for (const [name, value] of entries) {
+    if (name.length < 1 || name.length > 128 || !TAG_TEXT.test(name)) throw new Error(`${key}: tag key ${JSON.stringify(name)} is not a valid S3 tag key`);
+    if (value.length > 256 || !TAG_TEXT.test(value)) throw new Error(`${key}: tag ${name} value ${JSON.stringify(value)} is not a valid S3 tag value`);
+  }
+  return entries.map(([Key, Value]) => ({ Key, Value }));
+}
+
+function isNoLifecycleConfiguration(error: unknown): boolean {
+  return (error as { name?: string } | undefined)?.name === 'NoSuchLifecycleConfiguration';
 }
 
 /**
@@ -228,6 +255,7 @@ export class S3Repository implements Repository {
     const objectKey = this.objectKey(key);
     assertDigest(key, options.expected);
     const metadata = validatedMetadata(key, options.metadata);
+    const tags = validatedTags(key, options.tags ?? this.options.objectTags?.(key));
     try {
       options.signal?.throwIfAborted();
       const maxSize = this.options.partSizeBytes * MAX_PARTS;
@@ -235,7 +263,7 @@ export class S3Repository implements Repository {
         throw new Error(`${options.expected.size} bytes exceed ${MAX_PARTS} parts of partSizeBytes ${this.options.partSizeBytes}: raise the part size`);
       }
       if (!this.holds(await this.head(objectKey, options.signal), options.expected)) {
-        await this.upload(key, objectKey, createReadStream(sourcePath), options.expected, { ...options, metadata });
+        await this.upload(key, objectKey, createReadStream(sourcePath), options.expected, { ...options, metadata, tags });
       }
       options.onProgress?.(options.expected.size);
     } catch (error) {
@@ -246,11 +274,12 @@ export class S3Repository implements Repository {
   async putBytes(key: string, body: Uint8Array, options: Omit<PutOptions, 'expected' | 'onProgress'> = {}): Promise<void> {
     const objectKey = this.objectKey(key);
     const metadata = validatedMetadata(key, options.metadata);
+    const tags = validatedTags(key, options.tags ?? this.options.objectTags?.(key));
     try {
       options.signal?.throwIfAborted();
       const digest = sha256OfBytes(body);
       if (!this.holds(await this.head(objectKey, options.signal), digest)) {
-        await this.upload(key, objectKey, Readable.from([body]), digest, { ...options, metadata });
+        await this.upload(key, objectKey, Readable.from([body]), digest, { ...options, metadata, tags });
       }
     } catch (error) {
       throw storageFailure(this.name, 'putBytes', key, error);
@@ -262,7 +291,7 @@ export class S3Repository implements Repository {
     objectKey: string,
     source: Readable,
     expected: Digest,
-    options: Omit<PutOptions, 'expected'> & { metadata: Record<string, string> },
+    options: Omit<PutOptions, 'expected' | 'tags'> & { metadata: Record<string, string>; tags: { Key: string; Value: string }[] },
   ): Promise<void> {
     const partChecksums = new PartChecksums(this.options.partSizeBytes);
     let bodyError: unknown;
@@ -283,6 +312,9 @@ export class S3Repository implements Repository {
       partSize: this.options.partSizeBytes,
       queueSize: this.options.queueSize,
       leavePartsOnError: false,
+      // Set by PutObjectTagging right after the upload completes: until then the object has
+      // no tier, which no lifecycle rule expires.
+      tags: options.tags,
     });
     upload.on('httpUploadProgress', ({ loaded }) => {
       if (loaded !== undefined) options.onProgress?.(loaded);
@@ -446,6 +478,54 @@ export class S3Repository implements Repository {
     } catch (error) {
       if ((error as { name?: string }).name === 'NoSuchUpload') return;
       throw storageFailure(this.name, 'abortIncompleteUpload', upload.key, error);
+    }
+  }
+
+  /** The object's tags (S16 lifecycle tiers). */
+  async getObjectTags(key: string): Promise<Record<string, string>> {
+    const objectKey = this.objectKey(key);
+    try {
+      const { TagSet } = await this.client.send(new GetObjectTaggingCommand({ Bucket: this.options.bucket, Key: objectKey }));
+      return Object.fromEntries((TagSet ?? []).flatMap((tag) => (tag.Key === undefined ? [] : [[tag.Key, tag.Value ?? '']])));
+    } catch (error) {
+      throw storageFailure(this.name, 'getObjectTags', key, isNotFound(error) ? new ObjectNotFoundError(this.name, key) : error);
+    }
+  }
+
+  /** Replaces the object's tags (its bytes and metadata stay as they are). */
+  async putObjectTags(key: string, tags: Record<string, string>): Promise<void> {
+    const objectKey = this.objectKey(key);
+    const tagSet = validatedTags(key, tags);
+    try {
+      await this.client.send(new PutObjectTaggingCommand({ Bucket: this.options.bucket, Key: objectKey, Tagging: { TagSet: tagSet } }));
+    } catch (error) {
+      throw storageFailure(this.name, 'putObjectTags', key, isNotFound(error) ? new ObjectNotFoundError(this.name, key) : error);
+    }
+  }
+
+  /** The bucket key prefix of a repository key prefix (`<S3 prefix>/<prefix>`): what a lifecycle rule filter names. */
+  bucketKeyPrefix(prefix: string): string {
+    assertSafePrefix(prefix);
+    return this.listPrefix(prefix);
+  }
+
+  /** The bucket's lifecycle rules (all of them, not only this repository's); none configured: []. */
+  async getLifecycleRules(): Promise<LifecycleRule[]> {
+    try {
+      const { Rules } = await this.client.send(new GetBucketLifecycleConfigurationCommand({ Bucket: this.options.bucket }));
+      return Rules ?? [];
+    } catch (error) {
+      if (isNoLifecycleConfiguration(error)) return [];
+      throw storageFailure(this.name, 'getLifecycleRules', this.options.bucket, error);
+    }
+  }
+
+  /** Replaces the bucket's whole lifecycle configuration with `rules`. */
+  async putLifecycleRules(rules: LifecycleRule[]): Promise<void> {
+    try {
+      await this.client.send(new PutBucketLifecycleConfigurationCommand({ Bucket: this.options.bucket, LifecycleConfiguration: { Rules: rules } }));
+    } catch (error) {
+      throw storageFailure(this.name, 'putLifecycleRules', this.options.bucket, error);
     }
   }
 

@@ -111,6 +111,10 @@ type SftpClientWithLstat = SftpClient & { lstat(path: string): Promise<SftpClien
  */
 const CHUNK_BYTES = 1024 * 1024;
 
+/** SSH keepalives: unanswered this many times at this interval, the connection is given up. */
+const KEEPALIVE_INTERVAL_MS = 5_000;
+const KEEPALIVE_COUNT_MAX = 4;
+
 function isNoSuchFile(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
   // ssh2 reports the SFTP status (2 = SSH_FX_NO_SUCH_FILE); ssh2-sftp-client sometimes maps it to ENOENT.
@@ -177,6 +181,11 @@ export class SftpRepository implements Repository {
         username,
         privateKey,
         readyTimeout: this.options.readyTimeoutMs ?? 20_000,
+        // A connection whose server stops answering (a hung network path, a frozen host) is
+        // closed after ~20 s, so the next call reconnects: without this every retry would
+        // reuse the hung connection and wait on it forever.
+        keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+        keepaliveCountMax: KEEPALIVE_COUNT_MAX,
         hostVerifier: (key: Buffer) => {
           presentedFingerprint = hostKeyFingerprint(key);
           return presentedFingerprint === this.expectedFingerprint;
@@ -231,26 +240,46 @@ export class SftpRepository implements Repository {
     const path = this.remotePath(key);
     options.signal?.throwIfAborted();
     const sftp = await this.connect();
-    if (await this.holds(sftp, path, expected, options.signal)) return;
-    const dir = posix.dirname(path);
-    await this.ensureDirectory(sftp, dir);
-    const temporaryPath = posix.join(dir, temporaryName(posix.basename(path)));
+    const connection = this.watchConnection(sftp);
+    const signal = options.signal ? AbortSignal.any([options.signal, connection.lost]) : connection.lost;
     try {
-      const output = sftp.createWriteStream(temporaryPath, { flags: 'wx', mode: 0o600, highWaterMark: CHUNK_BYTES });
-      const closed = once(output, 'close');
-      // When the pipeline fails, its error is the one to report, not this promise's.
-      closed.catch(() => undefined);
-      const meter = new Sha256Meter({ onProgress: options.onProgress, expect: { key, digest: expected } });
-      await pipeline(source(), meter, output, { signal: options.signal });
-      // The stream finishes before its handle is closed; the server may apply the writes until then.
-      await closed;
-      await this.verifyRemote(sftp, key, temporaryPath, expected, options.signal);
-      await this.renameIntoPlace(sftp, temporaryPath, path);
+      if (await this.holds(sftp, path, expected, signal)) return;
+      const dir = posix.dirname(path);
+      await this.ensureDirectory(sftp, dir);
+      const temporaryPath = posix.join(dir, temporaryName(posix.basename(path)));
+      try {
+        const output = sftp.createWriteStream(temporaryPath, { flags: 'wx', mode: 0o600, highWaterMark: CHUNK_BYTES });
+        const closed = once(output, 'close', { signal });
+        // When the pipeline fails, its error is the one to report, not this promise's.
+        closed.catch(() => undefined);
+        const meter = new Sha256Meter({ onProgress: options.onProgress, expect: { key, digest: expected } });
+        await pipeline(source(), meter, output, { signal });
+        // The stream finishes before its handle is closed; the server may apply the writes until then.
+        await closed;
+        await this.verifyRemote(sftp, key, temporaryPath, expected, signal);
+        await this.renameIntoPlace(sftp, temporaryPath, path);
+      } catch (error) {
+        // Best effort: after a lost connection the temporary file stays (hidden from list()).
+        if (!connection.lost.aborted) await sftp.delete(temporaryPath, true).catch(() => undefined);
+        throw error;
+      }
     } catch (error) {
-      // Best effort: after a lost connection the temporary file stays (hidden from list()).
-      await sftp.delete(temporaryPath, true).catch(() => undefined);
-      throw error;
+      throw connection.lost.aborted ? connection.lost.reason : error;
+    } finally {
+      connection.release();
     }
+  }
+
+  /**
+   * `lost` aborts when the connection closes. Streams on a connection that was reset never end
+   * nor fail by themselves (ssh2): without this a put would wait until its caller gives up.
+   */
+  private watchConnection(sftp: SftpClient): { lost: AbortSignal; release(): void } {
+    const controller = new AbortController();
+    const { host, port } = this.options;
+    const onClose = () => controller.abort(new Error(`${this.hostLabel} ${host}:${port}: the SFTP connection was lost`));
+    sftp.on('close', onClose);
+    return { lost: controller.signal, release: () => sftp.removeListener('close', onClose) };
   }
 
   /** mkdir -p that tolerates a concurrent put creating the same directory. */
@@ -309,6 +338,10 @@ export class SftpRepository implements Repository {
     const info = await this.lstatOrUndefined(sftp, path);
     if (!info?.isFile) throw new ObjectNotFoundError(this.name, key);
     const stream = this.readStream(sftp, path);
+    // A read from a connection that was reset would wait forever: fail it instead.
+    const connection = this.watchConnection(sftp);
+    connection.lost.addEventListener('abort', () => stream.destroy(connection.lost.reason as Error), { once: true });
+    stream.once('close', connection.release);
     return { stream: signal ? addAbortSignal(signal, stream) : stream, size: info.size };
   }
 

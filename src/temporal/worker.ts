@@ -12,12 +12,18 @@ export function workflowsPath(): string {
   return existsSync(built) ? built : built.replace(/\.js$/, '.ts');
 }
 
+/** The workflow interceptors the worker bundles with the workflows (our metrics). */
+export function workflowInterceptorModules(): string[] {
+  const built = fileURLToPath(new URL('../../workflows/outcome-metrics.js', import.meta.url));
+  return [existsSync(built) ? built : built.replace(/\.js$/, '.ts')];
+}
+
 export interface WorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
   runtime: BackupRuntime;
-  /** A pre-built bundle (tests build it once for many workers); default: bundle workflowsPath(). */
+  /** A pre-built bundle (tests build it once for many workers; include workflowInterceptorModules()); default: bundle workflowsPath(). */
   workflowBundle?: WorkflowBundleWithSourceMap;
 }
 
@@ -28,6 +34,7 @@ export async function createBackupWorker(options: WorkerOptions): Promise<Worker
     taskQueue: options.taskQueue,
     activities: createActivities(options.runtime),
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
+    interceptors: { workflowModules: workflowInterceptorModules() },
     // Dumps and uploads are I/O-bound child processes and streams: a few at once per worker.
     maxConcurrentActivityTaskExecutions: 8,
   });

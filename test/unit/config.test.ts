@@ -35,6 +35,8 @@ const publicKeyFile = writeFixture('public.asc', '-----BEGIN PGP PUBLIC KEY BLOC
 const privateKeyFile = writeFixture('private.asc', '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxVgEZ...\n-----END PGP PRIVATE KEY BLOCK-----\n');
 const passphraseFile = writeFixture('passphrase', 'correct horse\n');
 const fingerprintQueriesFile = writeFixture('fingerprint.json', '{"queries": []}\n');
+const drillChecksFile = writeFixture('checks.sql', '-- name: invoices_total\nSELECT 1 AS expected, 1 AS actual;\n');
+const badChecksFile = writeFixture('bad-checks.sql', 'SELECT 1;\n');
 
 /** A real key pair from ssh-keygen: the fingerprints below are ssh-keygen's, not ours. */
 function sshKey(name: string): { privateKeyFile: string; publicLine: string; fingerprint: string } {
@@ -59,6 +61,7 @@ const WEBHOOK_TOKEN = 'T000-hook-token-Yp55';
 /** The smallest valid environment: everything else takes its default. */
 const base = { DB_NAME: 'erp4', BACKUP_DIR: backupDir };
 const s3 = { S3_BUCKET: 'erp4-backup', SSE_S3: 'AES256' };
+const s3Copy = { ...s3, S3_COPY_BUCKET: 'erp4-backup-osaka', S3_COPY_SSE_S3: 'AES256' };
 const remote = { REMOTE_HOST: 'backup.example.com', REMOTE_DIR: '/srv/backup', REMOTE_SSH_KEY: clientKey.privateKeyFile, REMOTE_HOST_KEY: hostKey.publicLine };
 const gpgDecrypt = { GPG_PRIVATE_KEY_FILE: privateKeyFile };
 
@@ -148,6 +151,42 @@ const rows: Row[] = [
     names: ['S3_PRUNER_SECRET_ACCESS_KEY', 'S3_PRUNER_ACCESS_KEY_ID'],
     fragment: 'both of the pair or neither',
   },
+
+  { env: { ...s3Copy, S3_COPY_BUCKET: 'Osaka_Bucket' }, names: ['S3_COPY_BUCKET'], fragment: 'expected an S3 bucket name' },
+  { env: { ...s3Copy, S3_COPY_BUCKET: 'erp4-backup' }, names: ['S3_COPY_BUCKET', 'S3_BUCKET', 'S3_PREFIX'], fragment: 'names the same bucket and prefix' },
+  { env: { S3_COPY_BUCKET: 'erp4-backup-osaka', S3_COPY_SSE_S3: 'AES256' }, names: ['S3_COPY_BUCKET', 'S3_BUCKET'], fragment: 'set, but S3_BUCKET is not' },
+  { env: { ...s3Copy, S3_COPY_PREFIX: 'erp4//osaka' }, names: ['S3_COPY_PREFIX'], fragment: 'is not valid' },
+  { env: { ...s3, S3_COPY_PREFIX: 'erp4' }, names: ['S3_COPY_PREFIX', 'S3_COPY_BUCKET'], fragment: 'set, but S3_COPY_BUCKET is not' },
+  { env: { ...s3Copy, S3_COPY_REGION: 'Osaka' }, names: ['S3_COPY_REGION'], fragment: 'expected a region name' },
+  { env: { ...s3Copy, S3_COPY_ENDPOINT_URL: 'minio:9000' }, names: ['S3_COPY_ENDPOINT_URL'], fragment: 'expected an http:// or https:// URL' },
+  {
+    env: { ...s3, S3_COPY_BUCKET: 'erp4-backup-osaka' },
+    names: ['S3_COPY_SSE_KMS_KEY_ID', 'S3_COPY_SSE_S3', 'S3_COPY_BUCKET'],
+    fragment: 'without server-side encryption (S11)',
+  },
+  { env: { ...s3, S3_COPY_BUCKET: 'erp4-backup-osaka', S3_COPY_SSE_KMS_KEY_ID: 'my key' }, names: ['S3_COPY_SSE_KMS_KEY_ID'], fragment: 'expected a KMS key id' },
+  { env: { ...s3Copy, S3_COPY_SSE_S3: 'aes256' }, names: ['S3_COPY_SSE_S3'], fragment: 'expected AES256' },
+  { env: { ...s3Copy, S3_COPY_SSE_KMS_KEY_ID: 'alias/erp4-copy' }, names: ['S3_COPY_SSE_S3', 'S3_COPY_SSE_KMS_KEY_ID'], fragment: 'expected exactly one' },
+  {
+    env: { ...s3Copy, S3_COPY_ACCESS_KEY_ID: 'AKIA COPY', S3_COPY_SECRET_ACCESS_KEY: 'x' },
+    names: ['S3_COPY_ACCESS_KEY_ID'],
+    fragment: 'expected an access key id',
+  },
+  {
+    env: { ...s3Copy, S3_COPY_ACCESS_KEY_ID: 'AKIACOPY', S3_COPY_SECRET_ACCESS_KEY: 'white space' },
+    names: ['S3_COPY_SECRET_ACCESS_KEY'],
+    fragment: 'contains white space',
+  },
+  {
+    env: { ...s3Copy, S3_COPY_SECRET_ACCESS_KEY: 'copy-secret' },
+    names: ['S3_COPY_ACCESS_KEY_ID', 'S3_COPY_SECRET_ACCESS_KEY'],
+    fragment: 'both of the pair or neither',
+  },
+  { env: { LOCAL_RETENTION: '7' }, names: ['LOCAL_RETENTION'], fragment: '"7" is not valid' },
+  { env: { LOCAL_RETENTION: '0d' }, names: ['LOCAL_RETENTION'], fragment: 'expected gfs (S8' },
+  { env: { ...s3, S3_RETENTION: 'GFS' }, names: ['S3_RETENTION'], fragment: '"GFS" is not valid' },
+  { env: { S3_RETENTION: 'gfs' }, names: ['S3_RETENTION', 'S3_BUCKET'], fragment: 'set, but S3_BUCKET is not' },
+  { env: { PRUNE_ABANDONED_AFTER: '24' }, names: ['PRUNE_ABANDONED_AFTER'], fragment: 'expected a positive duration' },
 
   { env: { GPG_RECIPIENT: '--homedir=/x', GPG_PUBLIC_KEY_FILE: publicKeyFile }, names: ['GPG_RECIPIENT'], fragment: 'expected a user id' },
   { env: { GPG_RECIPIENT: 'backup@example.com' }, names: ['GPG_PUBLIC_KEY_FILE', 'GPG_RECIPIENT'], fragment: 'not set, but GPG_RECIPIENT is' },
@@ -239,6 +278,16 @@ const rows: Row[] = [
   { env: { RESTORE_APPROVAL_TIMEOUT: '24' }, names: ['RESTORE_APPROVAL_TIMEOUT'], fragment: 'expected a positive duration' },
   { env: { RESTORE_APPROVAL_TIMEOUT: '1w' }, names: ['RESTORE_APPROVAL_TIMEOUT'], fragment: '"1w" is not valid' },
   { env: { RESTORE_APPROVAL_TIMEOUT: '0h' }, names: ['RESTORE_APPROVAL_TIMEOUT'], fragment: 'not a positive duration' },
+  { env: { RESTORE_TARGET_DB: 'r'.repeat(64) }, names: ['RESTORE_TARGET_DB'], fragment: 'is 64 bytes long' },
+  { env: { RESTORE_ASSET_DIR: 'restored/assets' }, names: ['RESTORE_ASSET_DIR'], fragment: 'is not absolute' },
+  { env: { RESTORE_ASSET_DIR: '/srv/$(id)' }, names: ['RESTORE_ASSET_DIR'], fragment: 'shell metacharacter' },
+  { env: { RESTORE_SMOKE_URLS: 'https://erp4.example.com/health,ftp://x' }, names: ['RESTORE_SMOKE_URLS'], fragment: '"ftp://x" is not valid' },
+  { env: { DRILL_PREAPPROVED: 'yes' }, names: ['DRILL_PREAPPROVED'], fragment: 'expected true or false' },
+  { env: { DRILL_LATEST_DATA_QUERY: ' ' }, names: ['DRILL_LATEST_DATA_QUERY'], fragment: 'expected an SQL query returning the time' },
+  { env: { DRILL_CHECKS_FILE: path.join(dir, 'none.sql') }, names: ['DRILL_CHECKS_FILE'], fragment: 'does not exist' },
+  { env: { DRILL_CHECKS_FILE: badChecksFile }, names: ['DRILL_CHECKS_FILE'], fragment: 'line 1: SQL before the first "-- name: <name>" line' },
+  { env: { DRILL_SMOKE_URLS: 'health' }, names: ['DRILL_SMOKE_URLS'], fragment: 'expected http(s) URLs' },
+  { env: { DRILL_BATCH_RESUME_QUERY: '  ' }, names: ['DRILL_BATCH_RESUME_QUERY'], fragment: 'columns job and resumable' },
   { env: { SCHEDULE_DAILY: '25:00' }, names: ['SCHEDULE_DAILY'], fragment: '"25:00" is not a time HH:MM; expected a time HH:MM in TIME_ZONE' },
   { env: { SCHEDULE_DAILY: '2am' }, names: ['SCHEDULE_DAILY'], fragment: 'is not a time HH:MM' },
   { env: { SCHEDULE_CRITICAL: '5:00' }, names: ['SCHEDULE_CRITICAL'], fragment: '"5:00" is not a time HH:MM' },
@@ -322,7 +371,8 @@ describe('loadConfig: valid settings', () => {
       local: { backupDir: path.resolve('backups'), prefix: 'erp4' },
       temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'erp4-backup' },
       backup: { criticalTables: [] },
-      restore: { approvers: [], approvalTimeoutMs: 24 * 3600 * 1000 },
+      restore: { approvers: [], approvalTimeoutMs: 24 * 3600 * 1000, targetDatabase: 'erp4', smokeUrls: [] },
+      drill: { preApproved: false, smokeUrls: [] },
       notify: {},
       schedules: {
         daily: { hour: 2, minute: 0 },
@@ -333,7 +383,9 @@ describe('loadConfig: valid settings', () => {
       },
       freshness: { rpoDailyMs: 24 * 3600 * 1000, rpoCriticalMs: 6 * 3600 * 1000, drillMaxAgeMs: 35 * 24 * 3600 * 1000, offsiteMaxLagMs: 2 * 3600 * 1000 },
       metrics: {},
+      prune: { localRetention: { kind: 'days', days: 7 }, s3Retention: { kind: 'gfs' }, abandonedAfterMs: 24 * 3600 * 1000 },
     });
+    expect(config.s3Copy).toBeUndefined();
     expect(config.s3).toBeUndefined();
     expect(config.gpg).toBeUndefined();
     expect(config.remote).toBeUndefined();
@@ -363,6 +415,16 @@ describe('loadConfig: valid settings', () => {
       S3_WRITER_ACCESS_KEY_ID: 'AKIAWRITER',
       S3_READER_ACCESS_KEY_ID: 'AKIAREADER',
       S3_PRUNER_ACCESS_KEY_ID: 'AKIAPRUNER',
+      S3_COPY_BUCKET: 'erp4-backup-osaka',
+      S3_COPY_PREFIX: 'erp4/copy',
+      S3_COPY_REGION: 'ap-northeast-3',
+      S3_COPY_ENDPOINT_URL: 'https://s3.ap-northeast-3.amazonaws.com',
+      S3_COPY_SSE_KMS_KEY_ID: 'alias/erp4-backup-copy',
+      S3_COPY_ACCESS_KEY_ID: 'AKIACOPY',
+      S3_COPY_SECRET_ACCESS_KEY: 'copy-secret-Tq18',
+      LOCAL_RETENTION: '3d',
+      S3_RETENTION: 'gfs',
+      PRUNE_ABANDONED_AFTER: '2d',
       GPG_RECIPIENT: 'backup@example.com',
       GPG_PUBLIC_KEY_FILE: publicKeyFile,
       GPG_PRIVATE_KEY_FILE: privateKeyFile,
@@ -390,6 +452,13 @@ describe('loadConfig: valid settings', () => {
       TIME_ZONE: 'asia/tokyo',
       RESTORE_APPROVERS: 'alice:admin, bob:management',
       RESTORE_APPROVAL_TIMEOUT: '1d12h',
+      RESTORE_TARGET_DB: 'erp4_restored',
+      RESTORE_SMOKE_URLS: 'https://erp4.example.com/health, https://erp4.example.com/api/invoices?limit=1',
+      DRILL_PREAPPROVED: 'true',
+      DRILL_LATEST_DATA_QUERY: 'SELECT max(issued_at) FROM invoices',
+      DRILL_CHECKS_FILE: drillChecksFile,
+      DRILL_SMOKE_URLS: 'http://drill-app:3000/health',
+      DRILL_BATCH_RESUME_QUERY: 'SELECT name AS job, true AS resumable FROM batch_jobs',
       SCHEDULE_DAILY: '01:30',
       SCHEDULE_CRITICAL: '04:15',
       SCHEDULE_WEEKLY_FULL: 'Saturday 23:00',
@@ -417,6 +486,16 @@ describe('loadConfig: valid settings', () => {
         reader: { accessKeyId: 'AKIAREADER', secretAccessKey: '***' },
         pruner: { accessKeyId: 'AKIAPRUNER', secretAccessKey: '***' },
       },
+      s3Copy: {
+        bucket: 'erp4-backup-osaka',
+        prefix: 'erp4/copy',
+        region: 'ap-northeast-3',
+        endpointUrl: 'https://s3.ap-northeast-3.amazonaws.com',
+        forcePathStyle: true,
+        sse: { serverSideEncryption: 'aws:kms', kmsKeyId: 'alias/erp4-backup-copy' },
+        credentials: { accessKeyId: 'AKIACOPY', secretAccessKey: '***' },
+      },
+      prune: { localRetention: { kind: 'days', days: 3 }, s3Retention: { kind: 'gfs' }, abandonedAfterMs: 48 * 3600 * 1000 },
       gpg: {
         encryption: { recipient: 'backup@example.com', publicKeyFile },
         decryption: { privateKeyFile, passphrase: '***' },
@@ -453,6 +532,16 @@ describe('loadConfig: valid settings', () => {
           { name: 'bob', role: 'management' },
         ],
         approvalTimeoutMs: 36 * 3600 * 1000,
+        targetDatabase: 'erp4_restored',
+        assetDir,
+        smokeUrls: ['https://erp4.example.com/health', 'https://erp4.example.com/api/invoices?limit=1'],
+      },
+      drill: {
+        preApproved: true,
+        latestDataQuery: 'SELECT max(issued_at) FROM invoices',
+        checks: { file: drillChecksFile, queries: [{ name: 'invoices_total', sql: 'SELECT 1 AS expected, 1 AS actual' }] },
+        smokeUrls: ['http://drill-app:3000/health'],
+        batchResumeQuery: 'SELECT name AS job, true AS resumable FROM batch_jobs',
       },
       notify: { webhookUrl: 'https://hooks.example.com/***' },
       schedules: {
@@ -469,6 +558,7 @@ describe('loadConfig: valid settings', () => {
     expect(config.s3?.writer?.secretAccessKey.reveal()).toBe(SECRETS.S3_WRITER_SECRET_ACCESS_KEY);
     expect(config.s3?.reader?.secretAccessKey.reveal()).toBe(SECRETS.S3_READER_SECRET_ACCESS_KEY);
     expect(config.s3?.pruner?.secretAccessKey.reveal()).toBe(SECRETS.S3_PRUNER_SECRET_ACCESS_KEY);
+    expect(config.s3Copy?.credentials?.secretAccessKey.reveal()).toBe('copy-secret-Tq18');
     expect(config.gpg?.decryption?.passphrase?.reveal()).toBe(SECRETS.GPG_PASSPHRASE);
     expect(config.notify.webhookUrl?.reveal()).toBe(`https://hooks.example.com/services/${WEBHOOK_TOKEN}`);
   });

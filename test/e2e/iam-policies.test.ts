@@ -1,0 +1,186 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCatalog } from '../../src/catalog.js';
+import { manifestKey } from '../../src/layout.js';
+import { loadToolPaths } from '../../src/tools.js';
+import { S3Repository } from '../../src/storage/s3.js';
+import { createTestBucket, startS3Server, testS3Client, type S3Server } from '../helpers/s3-server.js';
+import { services } from '../helpers/services.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const ROLES = ['writer', 'reader', 'pruner'] as const;
+type Role = (typeof ROLES)[number];
+
+const BUCKET = 'erp4-iam';
+const PLACEHOLDERS = {
+  S3_BUCKET: BUCKET,
+  S3_PREFIX: 'erp4',
+  BACKUP_ENV: 'prod',
+  SSE_KMS_KEY_ARN: 'arn:aws:kms:ap-northeast-1:123456789012:key/11111111-2222-3333-4444-555555555555',
+};
+
+/** deploy/iam/<role>.json with its ${...} placeholders filled in, as `envsubst` would. */
+function renderPolicy(role: Role): string {
+  const template = readFileSync(join(root, 'deploy', 'iam', `${role}.json`), 'utf8');
+  const rendered = template.replace(/\$\{([A-Z0-9_]+)\}/g, (whole, name: string) => {
+    const value = (PLACEHOLDERS as Record<string, string>)[name];
+    if (value === undefined) throw new Error(`deploy/iam/${role}.json uses an undocumented placeholder ${whole}`);
+    return value;
+  });
+  JSON.parse(rendered);
+  return rendered;
+}
+
+/**
+ * IAM users with the policies, made with boto3 from the tools venv (moto's own dependency:
+ * the project has no IAM client). Returns each user's access key.
+ */
+async function createUsers(endpoint: string, motoServerPath: string): Promise<Record<Role, { accessKeyId: string; secretAccessKey: string }>> {
+  const script = `
+import boto3, json, sys
+request = json.load(sys.stdin)
+iam = boto3.client('iam', endpoint_url=request['endpoint'], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')
+keys = {}
+for role, policy in request['policies'].items():
+    user = 'erp4-backup-' + role
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName=user, PolicyDocument=policy)
+    key = iam.create_access_key(UserName=user)['AccessKey']
+    keys[role] = {'accessKeyId': key['AccessKeyId'], 'secretAccessKey': key['SecretAccessKey']}
+print(json.dumps(keys))
+`;
+  const python = join(dirname(motoServerPath), 'python');
+  const child = promisify(execFile)(python, ['-c', script]);
+  child.child.stdin?.end(JSON.stringify({ endpoint, policies: Object.fromEntries(ROLES.map((role) => [role, renderPolicy(role)])) }));
+  return JSON.parse((await child).stdout) as Record<Role, { accessKeyId: string; secretAccessKey: string }>;
+}
+
+/** The HTTP status of an S3 call: 200 when it succeeded, else the error's status (403: denied). */
+async function status(call: Promise<unknown>): Promise<number> {
+  try {
+    await call;
+    return 200;
+  } catch (error) {
+    return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? -1;
+  }
+}
+
+// S15 against a private moto server that enforces IAM (the shared one must not: every other
+// test uses it with dummy credentials). moto evaluates Action, Resource and Effect of the
+// policies but no S3 condition keys (the s3:prefix conditions are not exercised here).
+describe('deploy/iam policies (S15), enforced by moto', () => {
+  const s = services();
+  let server: S3Server;
+  let keys: Record<Role, { accessKeyId: string; secretAccessKey: string }>;
+  const clients = new Map<Role, S3Client>();
+  const as = (role: Role) => clients.get(role)!;
+  const key = (rest: string) => `erp4/prod/${rest}`;
+  const sse = { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'alias/erp4-backup' } as const;
+  const manifest = manifestKey({ env: 'prod', prefix: 'erp4' }, '20261126T170000Z-daily');
+
+  beforeAll(async () => {
+    const { motoServerPath } = loadToolPaths();
+    server = await startS3Server({ motoServerPath, logPath: join(s.workDir, 'logs', 'moto-iam.log') });
+    await createTestBucket(server, BUCKET);
+    const admin = testS3Client(server);
+    await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('db/erp4-20261126T170000Z-daily.dump'), Body: 'dump', ...sse }));
+    await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: `erp4/${manifest}`, Body: 'not a manifest', ...sse }));
+    admin.destroy();
+    keys = await createUsers(server.endpoint, motoServerPath);
+    // From here on every request must be signed by a user whose policies allow it.
+    const response = await fetch(`${server.endpoint}/moto-api/reset-auth`, { method: 'POST', body: '0' });
+    expect(response.ok).toBe(true);
+    for (const role of ROLES) clients.set(role, testS3Client({ ...server, ...keys[role] }));
+  });
+  afterAll(async () => {
+    for (const client of clients.values()) client.destroy();
+    await server?.stop();
+  });
+
+  it('enforces: an unknown access key is refused', async () => {
+    const stranger = testS3Client(server);
+    expect(await status(stranger.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'erp4/prod/' })))).toBe(403);
+    stranger.destroy();
+  });
+
+  it('writer: puts objects (single and multipart) under its env, and can neither read, list nor delete', async () => {
+    const writer = as('writer');
+    const fresh = key('db/erp4-20261127T170000Z-daily.dump');
+    expect(await status(writer.send(new PutObjectCommand({ Bucket: BUCKET, Key: fresh, Body: 'new dump', ...sse })))).toBe(200);
+    const multipart = key('assets/erp4-20261127T170000Z-daily.tar');
+    const { UploadId } = await writer.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: multipart, ...sse }));
+    const part = await writer.send(new UploadPartCommand({ Bucket: BUCKET, Key: multipart, UploadId, PartNumber: 1, Body: 'tar bytes' }));
+    expect(
+      await status(
+        writer.send(
+          new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: multipart, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
+        ),
+      ),
+    ).toBe(200);
+
+    expect(await status(writer.send(new GetObjectCommand({ Bucket: BUCKET, Key: fresh })))).toBe(403);
+    expect(await status(writer.send(new HeadObjectCommand({ Bucket: BUCKET, Key: fresh })))).toBe(403);
+    expect(await status(writer.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: fresh })))).toBe(403);
+    expect(await status(writer.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'erp4/prod/' })))).toBe(403);
+    // Another env's backups are out of reach, and so is the rest of the bucket.
+    expect(await status(writer.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'erp4/staging/db/x.dump', Body: 'x', ...sse })))).toBe(403);
+    expect(await status(writer.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'elsewhere/x', Body: 'x', ...sse })))).toBe(403);
+  });
+
+  it('reader: lists and reads, and can neither write nor delete', async () => {
+    const reader = as('reader');
+    const dump = key('db/erp4-20261126T170000Z-daily.dump');
+    expect(await status(reader.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'erp4/prod/' })))).toBe(200);
+    const body = await reader.send(new GetObjectCommand({ Bucket: BUCKET, Key: dump }));
+    expect(await body.Body?.transformToString()).toBe('dump');
+    expect(await status(reader.send(new HeadObjectCommand({ Bucket: BUCKET, Key: dump })))).toBe(200);
+    expect(await status(reader.send(new PutObjectCommand({ Bucket: BUCKET, Key: dump, Body: 'overwritten', ...sse })))).toBe(403);
+    expect(await status(reader.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('meta/x.manifest.json'), Body: '{}', ...sse })))).toBe(403);
+    expect(await status(reader.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: dump })))).toBe(403);
+  });
+
+  it("reader: the product's catalog and freshness reads work with the read-only credentials", async () => {
+    const repository = new S3Repository({
+      bucket: BUCKET,
+      prefix: 'erp4',
+      region: server.region,
+      endpoint: server.endpoint,
+      forcePathStyle: true,
+      credentials: keys.reader,
+      sse: { kind: 'aws:kms', kmsKeyId: 'alias/erp4-backup' },
+      partSizeBytes: 5 * 1024 * 1024,
+    });
+    try {
+      const catalog = await readCatalog(repository, 'prod');
+      // The seeded manifest is not valid JSON: read (allowed) and refused by the schema, not by IAM.
+      expect(catalog.invalid).toEqual([{ key: manifest, error: expect.stringContaining('not JSON') }]);
+    } finally {
+      await repository.close();
+    }
+  });
+
+  it('pruner: lists, reads manifests only, deletes, and cannot write', async () => {
+    const pruner = as('pruner');
+    const dump = key('db/erp4-20261126T170000Z-daily.dump');
+    expect(await status(pruner.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'erp4/prod/' })))).toBe(200);
+    expect(await status(pruner.send(new GetObjectCommand({ Bucket: BUCKET, Key: `erp4/${manifest}` })))).toBe(200);
+    expect(await status(pruner.send(new GetObjectCommand({ Bucket: BUCKET, Key: dump })))).toBe(403);
+    expect(await status(pruner.send(new PutObjectCommand({ Bucket: BUCKET, Key: dump, Body: 'x', ...sse })))).toBe(403);
+    expect(await status(pruner.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: dump })))).toBe(200);
+    expect(await status(pruner.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'erp4/staging/db/x.dump' })))).toBe(403);
+  });
+});
