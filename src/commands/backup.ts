@@ -43,19 +43,21 @@ export async function followBackup(handle: WorkflowHandle<typeof NightlyBackup>,
     settled = true;
   });
   let lastLine = '';
+  const printProgress = async () => {
+    const [progress, pending] = await Promise.all([handle.query(progressQuery), pendingActivityProgress(handle)]);
+    const inFlight = pending
+      .filter((p) => p.step)
+      .map((p) => `${p.step} ${formatBytes(p.bytes ?? 0)}${p.attempt > 1 ? ` (attempt ${p.attempt})` : ''}`);
+    const line = `[${formatDuration(progress.elapsedMs)}] ${progress.phase}${inFlight.length ? `: ${inFlight.join(', ')}` : ''}`;
+    if (line !== lastLine) out.write(`${line}\n`);
+    lastLine = line;
+  };
   while (!settled) {
-    try {
-      const [progress, pending] = await Promise.all([handle.query(progressQuery), pendingActivityProgress(handle)]);
-      const inFlight = pending
-        .filter((p) => p.step)
-        .map((p) => `${p.step} ${formatBytes(p.bytes ?? 0)}${p.attempt > 1 ? ` (attempt ${p.attempt})` : ''}`);
-      const line = `[${formatDuration(progress.elapsedMs)}] ${progress.phase}${inFlight.length ? `: ${inFlight.join(', ')}` : ''}`;
-      if (line !== lastLine) out.write(`${line}\n`);
-      lastLine = line;
-    } catch {
-      // The workflow may not have run its first task yet, or just ended: try again.
-    }
+    // The workflow may not have run its first task yet: the next round asks again.
+    await printProgress().catch(() => undefined);
     await Promise.race([result.catch(() => undefined), sleep(1000)]);
   }
+  // A short backup may end between two polls: its final phase is still worth a line.
+  await printProgress().catch(() => undefined);
   return result;
 }
