@@ -1,6 +1,6 @@
 import { InputError } from './errors.js';
 import { MANIFEST_SUFFIX, manifestDirectory, type BackupKind } from './layout.js';
-import { parseManifest, type Manifest } from './manifest.js';
+import { ManifestError, parseManifest, type Manifest } from './manifest.js';
 import { Sha256Meter } from './storage/hash.js';
 import type { Repository } from './storage/repository.js';
 import { Writable } from 'node:stream';
@@ -44,7 +44,7 @@ export async function readCatalog(repository: Repository, env: string): Promise<
 
 /** A backup by id, or the newest complete one (of `kind`, when given) for `latest`. */
 export async function findBackup(repository: Repository, env: string, idOrLatest: string, kind?: BackupKind): Promise<Manifest> {
-  const { backups } = await readCatalog(repository, env);
+  const { backups, invalid } = await readCatalog(repository, env);
   if (idOrLatest === 'latest') {
     const candidates = backups.filter((b) => kind === undefined || b.kind === kind);
     const newest = candidates.at(-1);
@@ -52,6 +52,9 @@ export async function findBackup(repository: Repository, env: string, idOrLatest
     return newest;
   }
   const found = backups.find((b) => b.id === idOrLatest);
+  // A manifest that fails validation is refused by name, not reported as a missing backup.
+  const broken = invalid.find((bad) => bad.key.endsWith(`${idOrLatest}${MANIFEST_SUFFIX}`));
+  if (!found && broken) throw new ManifestError(`${repository.name}:${broken.key}`, broken.error.replace(/^manifest \S+ is invalid: /, ''));
   if (!found) throw new InputError(`backup ${JSON.stringify(idOrLatest)} not found in repository ${repository.name} for env ${env} (no valid manifest)`);
   return found;
 }

@@ -516,7 +516,7 @@ function pgBinDir(value: string): string | Wrong {
     fs.accessSync(path.join(dir, 'pg_dump'), fs.constants.X_OK);
     return dir;
   } catch {
-    return new Wrong(`${dir} holds no executable pg_dump`);
+    return new Wrong(`${dir} holds no executable pg_dump: install the PostgreSQL client tools of the server's major version (Debian/Ubuntu: postgresql-client-<major>) and point PG_BIN_DIR at their directory`);
   }
 }
 
