@@ -65,6 +65,8 @@ export function createRepositories(config: Config, role: 'writer' | 'reader' | '
         endpoint: config.s3.endpointUrl,
         forcePathStyle: config.s3.forcePathStyle,
         credentials: credentials ? sdkCredentials(credentials) : undefined,
+        // A dedicated writer role cannot read back what it wrote (deploy/iam/writer.json).
+        writeOnly: role === 'writer' && credentials !== undefined,
         sse:
           config.s3.sse.serverSideEncryption === 'aws:kms'
             ? { kind: 'aws:kms', kmsKeyId: config.s3.sse.kmsKeyId }

@@ -56,6 +56,15 @@ export interface S3RepositoryOptions {
   /** Parts uploaded in parallel; default 4. */
   queueSize?: number;
   /**
+   * Credentials that may put but not read (the S15 writer role, deploy/iam/writer.json): AWS
+   * authorizes HeadObject as s3:GetObject, so a put cannot be read back. Puts then skip the
+   * "already stored?" check (re-uploading the same bytes is harmless) and verify with what the
+   * upload itself returns: the server's SHA256 checksum of the stored parts and its encryption
+   * mode. A mismatch throws IntegrityError; the object cannot be deleted by this role, but no
+   * manifest ever names it and Prune reaps it.
+   */
+  writeOnly?: boolean;
+  /**
    * Tags for a put that names none (PutOptions.tags), by key: how objects get the lifecycle
    * tier their key implies (src/lifecycle.ts objectTagsForKey). Undefined: no tags.
    */
@@ -262,7 +271,7 @@ export class S3Repository implements Repository {
       if (options.expected.size > maxSize) {
         throw new Error(`${options.expected.size} bytes exceed ${MAX_PARTS} parts of partSizeBytes ${this.options.partSizeBytes}: raise the part size`);
       }
-      if (!this.holds(await this.head(objectKey, options.signal), options.expected)) {
+      if (this.options.writeOnly || !this.holds(await this.head(objectKey, options.signal), options.expected)) {
         await this.upload(key, objectKey, createReadStream(sourcePath), options.expected, { ...options, metadata, tags });
       }
       options.onProgress?.(options.expected.size);
@@ -278,7 +287,7 @@ export class S3Repository implements Repository {
     try {
       options.signal?.throwIfAborted();
       const digest = sha256OfBytes(body);
-      if (!this.holds(await this.head(objectKey, options.signal), digest)) {
+      if (this.options.writeOnly || !this.holds(await this.head(objectKey, options.signal), digest)) {
         await this.upload(key, objectKey, Readable.from([body]), digest, { ...options, metadata, tags });
       }
     } catch (error) {
@@ -319,15 +328,27 @@ export class S3Repository implements Repository {
     upload.on('httpUploadProgress', ({ loaded }) => {
       if (loaded !== undefined) options.onProgress?.(loaded);
     });
+    let stored: { ChecksumSHA256?: string; ServerSideEncryption?: string };
     try {
-      await upload.done();
+      stored = await upload.done();
     } catch (error) {
       // An integrity failure of the body surfaces in lib-storage as whatever failed first.
       throw bodyError ?? error;
     } finally {
       body.destroy();
     }
-    await this.verifyStored(key, objectKey, expected, partChecksums.objectChecksums());
+    if (this.options.writeOnly) this.verifyUploadResponse(key, expected, stored, partChecksums.objectChecksums());
+    else await this.verifyStored(key, objectKey, expected, partChecksums.objectChecksums());
+  }
+
+  /** Write-only verification: what PutObject / CompleteMultipartUpload answered. */
+  private verifyUploadResponse(key: string, expected: Digest, stored: { ChecksumSHA256?: string; ServerSideEncryption?: string }, checksums: string[]): void {
+    if (stored.ChecksumSHA256 !== undefined && !checksums.includes(stored.ChecksumSHA256)) {
+      throw new IntegrityError(key, expected, { size: expected.size }, `the server's SHA256 checksum ${stored.ChecksumSHA256} differs from ${checksums[0]} computed while uploading`);
+    }
+    if (stored.ServerSideEncryption !== undefined && stored.ServerSideEncryption !== this.options.sse.kind) {
+      throw new Error(`the server stored the object with encryption ${stored.ServerSideEncryption}, not ${this.options.sse.kind}`);
+    }
   }
 
   private async verifyStored(key: string, objectKey: string, expected: Digest, checksums: string[]): Promise<void> {

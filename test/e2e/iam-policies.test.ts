@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -139,6 +142,42 @@ describe('deploy/iam policies (S15), enforced by moto', () => {
     // Another env's backups are out of reach, and so is the rest of the bucket.
     expect(await status(writer.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'erp4/staging/db/x.dump', Body: 'x', ...sse })))).toBe(403);
     expect(await status(writer.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'elsewhere/x', Body: 'x', ...sse })))).toBe(403);
+  });
+
+  it("writer: the product's uploads (single part and multipart) work with the write-only credentials", async () => {
+    const repository = (writeOnly: boolean) =>
+      new S3Repository({
+        bucket: BUCKET,
+        prefix: 'erp4',
+        region: server.region,
+        endpoint: server.endpoint,
+        forcePathStyle: true,
+        credentials: keys.writer,
+        sse: { kind: 'aws:kms', kmsKeyId: 'alias/erp4-backup' },
+        partSizeBytes: 5 * 1024 * 1024,
+        writeOnly,
+      });
+    const dir = await mkdtemp(join(tmpdir(), 'iam-writer-'));
+    const file = join(dir, 'dump');
+    const bytes = randomBytes(11 * 1024 * 1024);
+    await writeFile(file, bytes);
+    const expected = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    const writer = repository(true);
+    const readBack = repository(false);
+    try {
+      await writer.putFile('prod/db/erp4-20261127T170000Z-daily.dump', file, { expected });
+      await writer.putBytes('prod/globals/erp4-20261127T170000Z-daily.sql', Buffer.from('CREATE ROLE x;'));
+      // Without write-only mode the same role fails: it may not read back (HeadObject is s3:GetObject).
+      await expect(readBack.putBytes('prod/globals/erp4-20261128T170000Z-daily.sql', Buffer.from('CREATE ROLE y;'))).rejects.toThrow(/putBytes/);
+    } finally {
+      await writer.close();
+      await readBack.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+    // Enforcement is on: read back with the reader role.
+    const head = await as('reader').send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'erp4/prod/db/erp4-20261127T170000Z-daily.dump' }));
+    expect(head.ContentLength).toBe(bytes.length);
+    expect(head.ServerSideEncryption).toBe('aws:kms');
   });
 
   it('reader: lists and reads, and can neither write nor delete', async () => {
