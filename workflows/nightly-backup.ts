@@ -1,9 +1,12 @@
-import { ApplicationFailure, CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities, StagedArtifact } from '../activities/index.js';
 import { backupIdFor } from '../src/layout.js';
 import type { Manifest, ManifestArtifact } from '../src/manifest.js';
 import { MANIFEST_FORMAT } from '../src/manifest.js';
 import {
+  backupEnvSearchAttribute,
+  backupIdSearchAttribute,
+  backupKindSearchAttribute,
   progressQuery,
   type BackupPhase,
   type BackupProgress,
@@ -71,6 +74,12 @@ export async function NightlyBackup(input: NightlyBackupInput): Promise<NightlyB
 
   try {
     const plan = await shortWork.planBackup({ backupId, kind: input.kind, label: input.label });
+    // Visible in the Web UI's filters, and to Prune: the artifacts of a running backup are not abandoned.
+    upsertSearchAttributes([
+      { key: backupIdSearchAttribute, value: backupId },
+      { key: backupEnvSearchAttribute, value: plan.env },
+      { key: backupKindSearchAttribute, value: input.kind },
+    ]);
 
     enter('dumping');
     const [db, globals, assets] = await Promise.all([

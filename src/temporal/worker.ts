@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type BackupRuntime } from '../../activities/index.js';
+import { ensureSearchAttributes } from './search-attributes.js';
 
 /**
  * The workflow bundle's entry: `dist/workflows/index.js` when running the built product,
@@ -28,6 +29,7 @@ export interface WorkerOptions {
 }
 
 export async function createBackupWorker(options: WorkerOptions): Promise<Worker> {
+  await ensureSearchAttributes(options.connection, options.namespace);
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,

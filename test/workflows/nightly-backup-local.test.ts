@@ -6,7 +6,7 @@ import { pgClientConfig } from '../../src/pg/connection.js';
 import { computeFingerprint, listUserTables } from '../../src/pg/fingerprint.js';
 import { createEmptyDatabase, dropDatabase, restoreDump } from '../../src/pg/restore.js';
 import { NightlyBackup } from '../../workflows/index.js';
-import { progressQuery } from '../../workflows/messages.js';
+import { backupEnvSearchAttribute, backupIdSearchAttribute, progressQuery } from '../../workflows/messages.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
 
@@ -34,6 +34,9 @@ describe('NightlyBackup to the local repository only', () => {
     expect(progress).toMatchObject({ backupId: result.backupId, phase: 'completed', repositoriesDone: ['local'] });
     expect(Object.keys(progress.artifacts).sort()).toEqual(['assets', 'db', 'globals']);
     expect(progress.artifacts.db!.bytes).toBeGreaterThan(0);
+    const described = await handle.describe();
+    expect(described.typedSearchAttributes.get(backupIdSearchAttribute)).toBe(result.backupId);
+    expect(described.typedSearchAttributes.get(backupEnvSearchAttribute)).toBe('test');
 
     expect(result.repositories).toEqual(['local']);
     const { backups } = await readCatalog(product.runtime.repositories.get('local')!, 'test');
