@@ -17,7 +17,7 @@ export interface ToolPaths {
 const PROVISION_HINT = 'run scripts/provision.sh (npm test and npm run demo run it for you)';
 
 /** The project root: the nearest directory above this module that holds package.json. */
-function projectRoot(): string {
+export function projectRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);

@@ -7,10 +7,10 @@ import pg from 'pg';
 import SftpClient from 'ssh2-sftp-client';
 import { describe, expect, it } from 'vitest';
 import { runGpg } from './helpers/gpg.js';
-import { runCommand } from './helpers/processes.js';
+import { runCommand } from '../src/dev/processes.js';
 import { testS3Client } from './helpers/s3-server.js';
 import { services } from './helpers/services.js';
-import { BACKUP_SEARCH_ATTRIBUTES } from './helpers/temporal-server.js';
+import { BACKUP_SEARCH_ATTRIBUTES } from '../src/dev/temporal-server.js';
 
 // Proves that every service the global setup started is the real thing and usable the way
 // the product's tests use it.

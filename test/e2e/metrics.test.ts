@@ -4,7 +4,7 @@ import { loadConfig } from '../../src/config.js';
 import { installMetrics } from '../../src/metrics.js';
 import { Freshness, NightlyBackup } from '../../workflows/index.js';
 import { METRICS } from '../../workflows/outcome-metrics.js';
-import { freePort } from '../helpers/processes.js';
+import { freePort } from '../../src/dev/processes.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
 

@@ -1,3 +1,4 @@
+import Long from 'long';
 import { NativeConnection } from '@temporalio/worker';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ describe('the worker makes sure its search attributes exist', () => {
     const connection = await NativeConnection.connect({ address: s.temporal.address });
     try {
       const namespace = `sa-${process.pid}-${Date.now()}`;
-      await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86_400 } });
+      await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86_400) } });
       // A new namespace becomes usable after the server refreshes its namespace cache.
       for (let attempt = 0; ; attempt++) {
         try {

@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { loadToolPaths, type ToolPaths } from '../../src/tools.js';
-import { createSampleAssets } from './assets.js';
+import { createSampleAssets } from '../../src/dev/assets.js';
 import { createTestKeyring, stopGpgAgent } from './gpg.js';
-import { seedSampleDatabase, startPostgres } from './postgres.js';
-import { onEmergencyExit, retryOnPortConflict } from './processes.js';
+import { seedSampleDatabase, startPostgres } from '../../src/dev/postgres.js';
+import { onEmergencyExit, retryOnPortConflict } from '../../src/dev/processes.js';
 import { createTestBucket, motoVersion, startS3Server } from './s3-server.js';
 import type { Services } from './services.js';
 import { startSshd } from './sshd.js';
-import { startTemporalDevServer, temporalCliVersion } from './temporal-server.js';
+import { startTemporalDevServer, temporalCliVersion } from '../../src/dev/temporal-server.js';
 
 export const SAMPLE_DB = 'erp4_sample';
 export const TEST_BUCKET = 'erp4-backups';

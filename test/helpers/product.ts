@@ -7,7 +7,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { createBackupRuntime } from '../../src/runtime.js';
 import { createBackupWorker } from '../../src/temporal/worker.js';
 import type { BackupRuntime } from '../../activities/index.js';
-import { seedSampleDatabase } from './postgres.js';
+import { seedSampleDatabase } from '../../src/dev/postgres.js';
 import type { Services } from './services.js';
 
 /**

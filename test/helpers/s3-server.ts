@@ -1,6 +1,6 @@
 import { CreateBucketCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { dirname, join } from 'node:path';
-import { freePort, runCommand, spawnService, waitUntilReady, type ServiceProcess } from './processes.js';
+import { freePort, runCommand, spawnService, waitUntilReady, type ServiceProcess } from '../../src/dev/processes.js';
 
 export interface S3Server {
   endpoint: string;

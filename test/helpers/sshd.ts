@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort, runCommand, spawnService, waitUntilReady, type ServiceProcess } from './processes.js';
+import { freePort, runCommand, spawnService, waitUntilReady, type ServiceProcess } from '../../src/dev/processes.js';
 
 export interface SshServer {
   host: string;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnService, waitUntilReady, type ServiceProcess } from './processes.js';
+import { spawnService, waitUntilReady, type ServiceProcess } from '../../src/dev/processes.js';
 import type { Services } from './services.js';
 
 const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));

@@ -15,7 +15,7 @@ import { runGpg, passphraseFile } from '../helpers/gpg.js';
 import { createSampleDatabase, productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { testS3Client } from '../helpers/s3-server.js';
 import { services } from '../helpers/services.js';
-import { runCommand } from '../helpers/processes.js';
+import { runCommand } from '../../src/dev/processes.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const s = services();

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { projectRoot } from '../tools.js';
 import { freePort, runCommand, serviceError, spawnService, waitUntilReady, type ServiceProcess } from './processes.js';
 
-export const SAMPLE_ERP_SQL = fileURLToPath(new URL('../fixtures/sample-erp.sql', import.meta.url));
+// Found from the project root, so the built demo (dist/src/dev) finds it as the tests (src/dev) do.
+export const SAMPLE_ERP_SQL = join(projectRoot(), 'src', 'dev', 'sample-erp.sql');
 
 export interface PostgresCluster {
   host: string;
