@@ -10,7 +10,7 @@ import { runGpg } from './helpers/gpg.js';
 import { runCommand } from '../src/dev/processes.js';
 import { testS3Client } from './helpers/s3-server.js';
 import { services } from './helpers/services.js';
-import { BACKUP_SEARCH_ATTRIBUTES } from '../src/dev/temporal-server.js';
+import { BACKUP_SEARCH_ATTRIBUTES } from '../src/temporal/search-attributes.js';
 
 // Proves that every service the global setup started is the real thing and usable the way
 // the product's tests use it.
@@ -104,7 +104,7 @@ describe('test harness services', () => {
       const { customAttributes } = await connection.operatorService.listSearchAttributes({
         namespace: svc.temporal.namespace,
       });
-      for (const name of Object.keys(BACKUP_SEARCH_ATTRIBUTES)) expect(customAttributes).toHaveProperty(name);
+      for (const name of BACKUP_SEARCH_ATTRIBUTES) expect(customAttributes).toHaveProperty(name);
     } finally {
       await connection.close();
     }

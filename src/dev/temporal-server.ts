@@ -1,12 +1,7 @@
 import { Connection } from '@temporalio/client';
+import { BACKUP_SEARCH_ATTRIBUTES } from '../temporal/search-attributes.js';
 import { freePort, runCommand, spawnService, waitForPort, waitUntilReady, type ServiceProcess } from './processes.js';
 
-/** Search attributes the product's workflows set; registered at server start. */
-export const BACKUP_SEARCH_ATTRIBUTES = {
-  BackupKind: 'Keyword',
-  BackupEnv: 'Keyword',
-  BackupId: 'Keyword',
-} as const;
 
 export interface TemporalDevServer {
   address: string;
@@ -54,7 +49,8 @@ export async function startTemporalDevServer(options: StartTemporalOptions): Pro
     '--port', String(port),
     '--log-level', 'warn',
     ...(options.headless ? ['--headless'] : ['--ui-port', String(uiPort)]),
-    ...Object.entries(BACKUP_SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    // The product's search attributes (the worker would add them too; here they exist from the start).
+    ...BACKUP_SEARCH_ATTRIBUTES.flatMap((name) => ['--search-attribute', `${name}=Keyword`]),
   ];
   const server = await spawnService({
     name: 'temporal',
@@ -72,7 +68,7 @@ export async function startTemporalDevServer(options: StartTemporalOptions): Pro
         async () => {
           await connection.workflowService.describeNamespace({ namespace });
           const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
-          const missing = Object.keys(BACKUP_SEARCH_ATTRIBUTES).filter((name) => !(name in customAttributes));
+          const missing = BACKUP_SEARCH_ATTRIBUTES.filter((name) => !(name in customAttributes));
           return missing.length === 0 ? true : undefined;
         },
         { timeoutMs: 60_000, intervalMs: 200 },

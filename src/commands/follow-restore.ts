@@ -1,0 +1,77 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { WorkflowHandle } from '@temporalio/client';
+import { pendingActivityProgress } from '../temporal/client.js';
+import { restoreStatusQuery, type RestoreResult, type RestoreStatus } from '../../workflows/messages.js';
+import { formatBytes, formatDuration } from './format.js';
+
+/**
+ * Live progress of a RestoreDrill or Restore for `erp4-backup drill|restore`: a line whenever
+ * the phase, the bytes in flight, the approvals or the checks move, and how to approve while it
+ * waits. Returns the result; a failed run rejects with the workflow's failure.
+ */
+export async function followRestore(handle: WorkflowHandle, out: NodeJS.WritableStream): Promise<RestoreResult> {
+  let settled = false;
+  const result = (handle.result() as Promise<RestoreResult>).finally(() => {
+    settled = true;
+  });
+  const printed = new Set<string>();
+  const once = (line: string) => {
+    if (printed.has(line)) return;
+    printed.add(line);
+    out.write(`${line}\n`);
+  };
+  let lastProgress = '';
+  let last: RestoreStatus | undefined;
+  while (!settled) {
+    try {
+      const [status, pending] = await Promise.all([handle.query(restoreStatusQuery), pendingActivityProgress(handle)]);
+      last = status;
+      describe(status, handle.workflowId, once);
+      const inFlight = pending
+        .filter((p) => p.step)
+        .map((p) => `${p.step} ${formatBytes(p.bytes ?? 0)}${p.attempt > 1 ? ` (attempt ${p.attempt})` : ''}`);
+      const progress = `[${formatDuration(status.elapsedMs)}] ${status.phase}${inFlight.length ? `: ${inFlight.join(', ')}` : ''}`;
+      if (progress.replace(/^\[[^\]]*\] /, '') !== lastProgress.replace(/^\[[^\]]*\] /, '')) out.write(`${progress}\n`);
+      lastProgress = progress;
+    } catch {
+      // The first workflow task may not have run yet, or the run just ended: ask again.
+    }
+    await Promise.race([result.catch(() => undefined), sleep(1000)]);
+  }
+  // The last poll may have missed the end: what happened between it and the result.
+  const settle = async () => {
+    const status = await handle.query(restoreStatusQuery).catch(() => last);
+    if (status) describe(status, handle.workflowId, once);
+    return status;
+  };
+  try {
+    const final = await result;
+    await settle();
+    for (const check of final.checks) once(`${check.passed ? 'pass' : 'FAIL'}  ${check.kind} ${check.name}: expected ${check.expected}, actual ${check.actual}`);
+    for (const key of final.reportKeys) once(`report: ${key}`);
+    return final;
+  } catch (error) {
+    const status = await settle();
+    for (const check of status?.checks ?? []) once(`${check.passed ? 'pass' : 'FAIL'}  ${check.kind} ${check.name}: expected ${check.expected}, actual ${check.actual}`);
+    for (const key of status?.reportKeys ?? []) once(`report: ${key}`);
+    throw error;
+  }
+}
+
+function describe(status: RestoreStatus, workflowId: string, once: (line: string) => void): void {
+  if (status.backup) once(`backup ${status.backup.id} (${status.backup.kind}, generated at ${status.backup.generatedAt}) from ${status.repository}`);
+  if (status.database) once(`restores into database ${status.database}${status.assetDir ? ` and ${status.assetDir}` : ''}`);
+  if (status.globals) {
+    const g = status.globals;
+    once(`roles in the backup: would create ${g.create.join(', ') || '-'}; would change ${g.change.join(', ') || '-'}; ${g.apply ? 'WILL be applied' : 'not applied (--apply-globals to apply)'}`);
+  }
+  if (status.phase === 'awaiting-approval' && !status.approvals.preApproved) {
+    once(
+      `waiting for ${status.approvals.missing ?? 'approval'} until ${status.approvals.deadline ?? '?'}: ` +
+        `erp4-backup approve ${workflowId} --as <name>  (or: temporal workflow signal --workflow-id ${workflowId} --name approve-restore --input '{"approver":"<name>"}')`,
+    );
+  }
+  for (const a of status.approvals.accepted) once(`approved by ${a.approver} (${a.role ?? '?'})${a.comment ? `: ${a.comment}` : ''}`);
+  for (const a of status.approvals.ignored) once(`ignored approval from ${a.approver}: ${a.ignoredBecause ?? ''}`);
+  if (status.failure) once(`FAILED at ${status.failure.step}: ${status.failure.cause}`);
+}

@@ -1,0 +1,46 @@
+import type { Config } from '../config.js';
+import type { BackupKind } from '../layout.js';
+import { connectClient } from '../temporal/client.js';
+import type { Restore } from '../../workflows/index.js';
+import type { RestoreInput, RestoreResult } from '../../workflows/messages.js';
+import { timestamp } from './drill.js';
+import { followRestore } from './follow-restore.js';
+import { formatDuration } from './format.js';
+
+export interface RestoreCommandOptions {
+  backup: string;
+  repo?: string;
+  kind: BackupKind;
+  applyGlobals: boolean;
+  follow: boolean;
+}
+
+/**
+ * `erp4-backup restore`: starts a production Restore into RESTORE_TARGET_DB (the old
+ * `RESTORE_CONFIRM=1`) and follows it. It proceeds only after two approvals from two approvers
+ * of two different roles (`erp4-backup approve <workflow-id> --as <name>`).
+ */
+export async function restoreCommand(config: Config, options: RestoreCommandOptions, out: NodeJS.WritableStream = process.stdout): Promise<RestoreResult | undefined> {
+  const client = await connectClient(config.temporal);
+  try {
+    const input: RestoreInput = {
+      backupId: options.backup,
+      kind: options.kind,
+      applyGlobals: options.applyGlobals,
+      ...(options.repo ? { repository: options.repo } : {}),
+    };
+    const handle = await client.workflow.start<typeof Restore>('Restore', {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `restore-${config.env}-${timestamp()}`,
+      args: [input],
+    });
+    out.write(`started Restore into ${config.restore.targetDatabase}: workflow id ${handle.workflowId}\n`);
+    out.write('it needs two approvals from two approvers of two different roles (RESTORE_APPROVERS)\n');
+    if (!options.follow) return undefined;
+    const result = await followRestore(handle, out);
+    out.write(`restore ${result.outcome}: backup ${result.backupId ?? '-'} into ${result.database ?? '-'}, measured RTO ${formatDuration(result.rtoMs)}\n`);
+    return result;
+  } finally {
+    await client.connection.close();
+  }
+}

@@ -1,0 +1,331 @@
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities, PlainDigests, RestorePlan } from '../activities/index.js';
+import { isBackupId } from '../src/layout.js';
+import { describeRule, evaluateApprovals, type ApprovalRule, type ReceivedApproval } from '../src/restore/approval.js';
+import {
+  REPORT_FORMAT,
+  measuredRto,
+  reportIdFor,
+  type CheckResult,
+  type GlobalsPlan,
+  type PhaseTiming,
+  type RestoreMode,
+  type RestoreOutcome,
+  type RestoreReport,
+} from '../src/restore/report.js';
+import {
+  approveRestoreSignal,
+  backupEnvSearchAttribute,
+  backupIdSearchAttribute,
+  backupKindSearchAttribute,
+  cancelRestoreSignal,
+  restoreStatusQuery,
+  type CancelRestoreSignal,
+  type RestorePhase,
+  type RestoreResult,
+  type RestoreSelection,
+  type RestoreStatus,
+} from './messages.js';
+
+// Long steps heartbeat; a dead worker is noticed within the heartbeat timeout and the step is
+// retried elsewhere. On cancellation the workflow waits until the step has really stopped
+// (pg_restore killed), so the cleanup never races it.
+const longWork = proxyActivities<Activities>({
+  startToCloseTimeout: '12h',
+  heartbeatTimeout: '2m',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 10 },
+});
+const shortWork = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
+});
+
+export interface PipelineOptions extends RestoreSelection {
+  mode: RestoreMode;
+  rule: ApprovalRule;
+  keepScratch: boolean;
+  applyGlobals: boolean;
+}
+
+/**
+ * The one pipeline behind RestoreDrill and Restore (DESIGN.md):
+ *
+ *   select the backup -> download + verify EVERY artifact (nothing decrypted or restored before)
+ *   -> decrypt -> wait for `approve-restore` (reminder at half time, `not-approved` at the end)
+ *   -> [apply roles] -> create the database empty, pg_restore -> unpack the files -> checks
+ *   -> cleanup -> report (JSON + Markdown, phase durations = measured RTO) -> notice on failure.
+ *
+ * `cancel-restore` stops it at any phase; the cleanup and the report always run. A failure
+ * fails the workflow after the report is stored; `not-approved` and `cancelled` complete it.
+ */
+export async function runRestorePipeline(options: PipelineOptions): Promise<RestoreResult> {
+  const info = workflowInfo();
+  const run = { workflowId: info.workflowId, runId: info.runId };
+  const startedAtMs = Date.now();
+  const label = options.mode === 'drill' ? 'RestoreDrill' : 'Restore';
+
+  const received: ReceivedApproval[] = [];
+  const phases: PhaseTiming[] = [];
+  let current: { phase: RestorePhase; startedAtMs: number } = { phase: 'selecting', startedAtMs };
+  let plan: RestorePlan | undefined;
+  let plain: PlainDigests = {};
+  let globals: GlobalsPlan | undefined;
+  let deadline: string | undefined;
+  let checks: CheckResult[] = [];
+  let failure: { step: string; cause: string } | undefined;
+  let cancelRequest: CancelRestoreSignal | undefined;
+  let reportKeys: string[] = [];
+  let databaseStarted = false;
+  let databaseComplete = false;
+  let kept = false;
+
+  const approvals = () => evaluateApprovals(received, plan?.approvers, options.rule);
+  const enter = (phase: RestorePhase) => {
+    phases.push({ phase: current.phase, startedAt: new Date(current.startedAtMs).toISOString(), durationMs: Date.now() - current.startedAtMs });
+    current = { phase, startedAtMs: Date.now() };
+  };
+  const status = (): RestoreStatus => ({
+    mode: options.mode,
+    phase: current.phase,
+    startedAt: new Date(startedAtMs).toISOString(),
+    elapsedMs: Date.now() - startedAtMs,
+    ...(plan
+      ? {
+          repository: plan.repository,
+          backup: { id: plan.backup.id, kind: plan.backup.kind, generatedAt: plan.backup.generatedAt },
+          database: plan.database,
+          ...(plan.assetDir ? { assetDir: plan.assetDir } : {}),
+        }
+      : {}),
+    approvals: { ...approvals(), preApproved: plan?.preApproved ?? false, ...(deadline ? { deadline } : {}) },
+    ...(globals ? { globals: { ...globals, apply: options.applyGlobals } } : {}),
+    phases: [...phases],
+    checks,
+    ...(failure ? { failure } : {}),
+    reportKeys,
+  });
+
+  const pipeline = new CancellationScope();
+  setHandler(approveRestoreSignal, (payload: unknown) => {
+    received.push({ payload, at: new Date(Date.now()).toISOString() });
+  });
+  setHandler(cancelRestoreSignal, (payload?: unknown) => {
+    cancelRequest = cancelDetails(payload);
+    pipeline.cancel();
+  });
+  setHandler(restoreStatusQuery, status);
+
+  const waitForApproval = async (timeoutMs: number): Promise<boolean> => {
+    deadline = new Date(Date.now() + timeoutMs).toISOString();
+    const approved = () => approvals().satisfied;
+    const half = Math.floor(timeoutMs / 2);
+    if (await condition(approved, half)) return true;
+    // Not awaited: a slow or failing webhook must not stretch the approval window.
+    void shortWork
+      .notifyRestore({
+        event: 'approval-reminder',
+        summary: `${label} ${info.workflowId} is waiting for approve-restore (${describeRule(options.rule)}) until ${deadline}`,
+        fields: { workflow_id: info.workflowId, backup_id: plan?.backup.id ?? '-', missing: approvals().missing ?? '-', deadline },
+      })
+      .catch(() => undefined);
+    return condition(approved, timeoutMs - half);
+  };
+
+  let outcome: RestoreOutcome = 'failed';
+  let externalCancellation: unknown;
+  try {
+    await pipeline.run(async () => {
+      // Prune never deletes a backup a running drill names in BackupId: name it before reading it.
+      if (typeof options.backupId === 'string' && isBackupId(options.backupId)) {
+        upsertSearchAttributes([{ key: backupIdSearchAttribute, value: options.backupId }]);
+      }
+      plan = await shortWork.planRestore({
+        ...run,
+        mode: options.mode,
+        backupId: options.backupId,
+        repository: options.repository,
+        kind: options.kind,
+        approvalTimeoutSeconds: options.approvalTimeoutSeconds,
+      });
+      upsertSearchAttributes([
+        { key: backupIdSearchAttribute, value: plan.backup.id },
+        { key: backupEnvSearchAttribute, value: plan.backup.env },
+        { key: backupKindSearchAttribute, value: plan.backup.kind },
+      ]);
+      const staged = { ...run, repository: plan.repository, backup: plan.backup };
+
+      enter('downloading');
+      await longWork.fetchArtifacts(staged);
+      enter('decrypting');
+      plain = await longWork.decryptArtifacts(staged);
+      if (options.mode === 'restore' && plan.backup.artifacts.globals) globals = await shortWork.planGlobals({ ...staged, plain });
+
+      enter('awaiting-approval');
+      if (!plan.preApproved && !(await waitForApproval(plan.approvalTimeoutMs))) {
+        outcome = 'not-approved';
+        return;
+      }
+      if (globals && options.applyGlobals) {
+        enter('applying-globals');
+        await longWork.applyGlobals({ ...staged, plain, plan: globals });
+      }
+
+      enter('restoring-database');
+      databaseStarted = true;
+      await longWork.restoreDatabase({ ...staged, plain, mode: options.mode, keepOwners: options.applyGlobals });
+      databaseComplete = true;
+      let files;
+      if (plan.backup.artifacts.assets) {
+        enter('restoring-assets');
+        files = await longWork.restoreAssets({ ...staged, plain, mode: options.mode });
+      }
+
+      enter('checking');
+      checks = await longWork.runRestoreChecks({ ...staged, mode: options.mode, ...(files ? { files } : {}) });
+      const failed = checks.filter((c) => !c.passed);
+      if (failed.length > 0) {
+        throw ApplicationFailure.nonRetryable(
+          `${failed.length} of ${checks.length} checks failed: ` + failed.map((c) => `${c.kind} ${c.name}: expected ${c.expected}, actual ${c.actual}`).join('; '),
+          'RestoreChecksFailed',
+        );
+      }
+      outcome = 'passed';
+    });
+  } catch (error) {
+    if (isCancellation(error)) {
+      outcome = 'cancelled';
+      if (!cancelRequest) externalCancellation = error;
+    } else {
+      outcome = 'failed';
+      failure = { step: current.phase, cause: errorMessage(error) };
+    }
+  }
+
+  // What follows records what happened and cleans up: it runs even when the workflow is cancelled.
+  await CancellationScope.nonCancellable(async () => {
+    if (plan) {
+      enter('cleaning-up');
+      // A drill drops its scratch database unless asked to keep it; a Restore keeps a complete
+      // target (even when a check failed: the report says which) and drops a partial one.
+      const dropDatabase = options.mode === 'drill' ? !options.keepScratch : databaseStarted && !databaseComplete;
+      const keepFiles = options.mode === 'drill' && options.keepScratch;
+      try {
+        const cleaned = await shortWork.cleanUpRestore({ ...run, mode: options.mode, backup: plan.backup, dropDatabase, keepFiles });
+        kept = databaseStarted && !cleaned.databaseDropped;
+      } catch (error) {
+        kept = databaseStarted;
+        failure ??= { step: 'cleaning-up', cause: errorMessage(error) };
+        if (outcome === 'passed') outcome = 'failed';
+      }
+    }
+    enter('reporting');
+    try {
+      reportKeys = await shortWork.writeRestoreReport({ report: buildReport() });
+    } catch (error) {
+      failure ??= { step: 'reporting', cause: errorMessage(error) };
+      if (outcome === 'passed') outcome = 'failed';
+    }
+    if (outcome === 'failed' || outcome === 'not-approved') {
+      await shortWork
+        .notifyRestore({
+          event: outcome === 'failed' ? 'drill-failed' : 'alert',
+          summary:
+            outcome === 'failed'
+              ? `${label} ${info.workflowId} failed at ${failure?.step ?? '?'}`
+              : `${label} ${info.workflowId} was not approved in time: nothing was restored`,
+          fields: {
+            workflow_id: info.workflowId,
+            backup_id: plan?.backup.id ?? '-',
+            failed_step: failure?.step ?? '-',
+            error: failure?.cause ?? '-',
+            report: reportKeys.join(', ') || '-',
+          },
+        })
+        .catch(() => undefined);
+    }
+  });
+  enter(outcome);
+
+  if (outcome === 'failed') {
+    throw ApplicationFailure.create({
+      type: options.mode === 'drill' ? 'RestoreDrillFailed' : 'RestoreFailed',
+      message: `${label} failed at ${failure?.step ?? '?'}: ${failure?.cause ?? 'unknown cause'}`,
+      nonRetryable: true,
+    });
+  }
+  if (externalCancellation) throw externalCancellation;
+  return {
+    outcome,
+    ...(plan ? { backupId: plan.backup.id, database: plan.database } : {}),
+    checks,
+    rtoMs: measuredRto(phases, plan?.backup.kind).measuredMs,
+    reportKeys,
+  };
+
+  function buildReport(): RestoreReport {
+    const finished = Date.now();
+    const timings = [...phases];
+    return {
+      format: REPORT_FORMAT,
+      mode: options.mode,
+      id: reportIdFor(info.workflowId, new Date(startedAtMs)),
+      workflowId: info.workflowId,
+      env: plan?.backup.env ?? '-',
+      outcome,
+      startedAt: new Date(startedAtMs).toISOString(),
+      finishedAt: new Date(finished).toISOString(),
+      ...(plan
+        ? {
+            repository: plan.repository,
+            backup: plan.backup,
+            generation: {
+              backupId: plan.backup.id,
+              generatedAt: plan.backup.generatedAt,
+              ...(plan.backup.artifacts.db ? { database: plan.backup.artifacts.db.key } : {}),
+              ...(plan.backup.artifacts.assets ? { assets: plan.backup.artifacts.assets.key } : {}),
+            },
+          }
+        : {}),
+      target: {
+        ...(plan && databaseStarted ? { database: plan.database } : {}),
+        ...(plan?.assetDir && databaseComplete ? { assetDir: plan.assetDir } : {}),
+        kept,
+      },
+      approvals: { ...approvals(), preApproved: plan?.preApproved ?? false },
+      ...(globals ? { globals: { ...globals, applied: options.applyGlobals && databaseStarted } } : {}),
+      phases: timings,
+      rto: measuredRto(timings, plan?.backup.kind),
+      checks,
+      ...(failure ? { failure } : {}),
+      ...(outcome === 'cancelled' ? { cancellation: cancelRequest ?? { reason: 'the workflow was cancelled' } } : {}),
+    };
+  }
+}
+
+function cancelDetails(payload: unknown): CancelRestoreSignal {
+  if (payload === null || typeof payload !== 'object') return {};
+  const { by, reason } = payload as { by?: unknown; reason?: unknown };
+  return {
+    ...(typeof by === 'string' ? { by: by.slice(0, 100) } : {}),
+    ...(typeof reason === 'string' ? { reason: reason.slice(0, 500) } : {}),
+  };
+}
+
+/** The innermost cause: an activity's failure names the activity; its cause says what went wrong. */
+function errorMessage(error: unknown): string {
+  let current: unknown = error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
