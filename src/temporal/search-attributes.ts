@@ -1,4 +1,5 @@
-import { temporal } from '@temporalio/proto';
+// @temporalio/proto is CommonJS: Node's ESM loader only offers its default export.
+import proto from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
 
 /**
@@ -11,7 +12,7 @@ import type { NativeConnection } from '@temporalio/worker';
 export const BACKUP_SEARCH_ATTRIBUTES = ['BackupId', 'BackupEnv', 'BackupKind'] as const;
 
 export async function ensureSearchAttributes(connection: NativeConnection, namespace: string): Promise<void> {
-  const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  const keyword = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const known = existing.customAttributes ?? {};
   const wrongType = BACKUP_SEARCH_ATTRIBUTES.filter((name) => name in known && known[name] !== keyword);
