@@ -53,7 +53,7 @@ export function createBackupActivities(runtime: BackupRuntime) {
       checkBackupId(input.backupId);
       const key = artifactKey(runtime.layout, 'db', input.backupId, encryption !== 'none');
       const dump = await dumpDatabase(
-        { db: runtime.db, pgBinDir: runtime.pgBinDir, criticalTables: runtime.criticalTables, schemaVersionQuery: runtime.schemaVersionQuery, encrypt },
+        { db: runtime.db, pgBinDir: runtime.pgBinDir, criticalTables: runtime.criticalTables, fingerprintTables: runtime.fingerprintTables, schemaVersionQuery: runtime.schemaVersionQuery, encrypt },
         input.kind,
         staged(input.backupId, key),
       );

@@ -7,7 +7,7 @@ import { InputError } from '../src/errors.js';
 import type { BackupKind } from '../src/layout.js';
 import type { FingerprintEntry } from '../src/manifest.js';
 import { connectDatabase, PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
-import { computeFingerprint, listUserTables, qualifiedName, resolveTables, type TableRef } from '../src/pg/fingerprint.js';
+import { computeFingerprint, listUserTables, qualifiedName, resolveTables, type FingerprintTable, type TableRef } from '../src/pg/fingerprint.js';
 import { checkPgToolVersion, PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
 import { stageStream, type StagedFile } from './staging.js';
@@ -17,6 +17,8 @@ export interface DumpSettings {
   pgBinDir?: string;
   /** The important tables (CRITICAL_TABLES) dumped by `critical` and `weekly-full` backups (S6, S9). */
   criticalTables: readonly TableRef[];
+  /** FINGERPRINT_QUERIES_FILE: the tables and columns of the fingerprint; default: every table, every numeric column. */
+  fingerprintTables?: readonly FingerprintTable[];
   /** SCHEMA_VERSION_QUERY: one row, one column; default: the newest Prisma migration. */
   schemaVersionQuery?: string;
   encrypt?: (plaintext: Readable) => Promise<Readable>;
@@ -31,6 +33,7 @@ export interface DatabaseDump {
   pgDumpVersion: string;
   tables?: string[];
   fingerprint: FingerprintEntry[];
+  fingerprintScope: 'every-table' | 'configured';
 }
 
 const PRISMA_SCHEMA_VERSION = `
@@ -83,7 +86,7 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
     });
     // The fingerprint scans run in the exporting transaction while pg_dump streams.
     const fingerprintWork = (async () => {
-      const fingerprint = await computeFingerprint(client, tables ?? (await listUserTables(client)));
+      const fingerprint = await computeFingerprint(client, fingerprintTables(tables, settings.fingerprintTables) ?? (await listUserTables(client)));
       const schemaVersion = await readSchemaVersion(client, settings.schemaVersionQuery);
       return { fingerprint, schemaVersion };
     })();
@@ -97,10 +100,21 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
       pgDumpVersion,
       tables: tables?.map(qualifiedName),
       fingerprint,
+      fingerprintScope: settings.fingerprintTables ? 'configured' : 'every-table',
     };
   } finally {
     await client.end();
   }
+}
+
+/**
+ * What the fingerprint scans: the configured tables and columns (restricted to the dumped tables
+ * for `critical`/`weekly-full`), else the dumped tables, else (undefined) every table.
+ */
+function fingerprintTables(dumped: readonly TableRef[] | undefined, configured: readonly FingerprintTable[] | undefined): readonly FingerprintTable[] | undefined {
+  if (!configured) return dumped;
+  if (!dumped) return configured;
+  return dumped.map((table) => configured.find((c) => qualifiedName(c) === qualifiedName(table)) ?? table);
 }
 
 async function readSchemaVersion(client: pg.Client, query: string | undefined): Promise<string> {

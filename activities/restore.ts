@@ -272,7 +272,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
         await withHeartbeat(
           'checks',
           (async () => {
-            results.push(...(await fingerprintChecks(client, manifest.fingerprint)));
+            results.push(...(await fingerprintChecks(client, manifest)));
             if (checks.latestDataQuery) results.push(await latestDataCheck(client, checks.latestDataQuery, manifest.generatedAt, checks.rpoMs[manifest.kind]));
             results.push(...(await sqlChecks(client, checks.sqlChecks)));
             if (checks.batchResumeQuery) results.push(await batchResumeCheck(client, checks.batchResumeQuery));

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { LayoutOptions } from '../src/layout.js';
 import type { PruneRuntime } from '../src/prune-policy.js';
 import type { DbConnection } from '../src/pg/connection.js';
-import type { TableRef } from '../src/pg/fingerprint.js';
+import type { FingerprintTable, TableRef } from '../src/pg/fingerprint.js';
 import type { Repository } from '../src/storage/repository.js';
 import type { RestoreSettings } from './restore-runtime.js';
 
@@ -18,6 +18,8 @@ export interface BackupRuntime {
   /** Where artifacts are staged before transfer: `${BACKUP_DIR}/.staging`. */
   stagingRoot: string;
   criticalTables: readonly TableRef[];
+  /** FINGERPRINT_QUERIES_FILE's tables and columns; undefined: every table, every numeric column. */
+  fingerprintTables?: readonly FingerprintTable[];
   schemaVersionQuery?: string;
   /** ASSET_DIR when PDF_PROVIDER=local (S2); undefined means no assets artifact. */
   assetDir?: string;

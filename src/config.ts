@@ -57,7 +57,7 @@
  * | TEMPORAL_TASK_QUEUE | `erp4-backup` | task queue of the worker |
  * | CRITICAL_TABLES | none | S6/S9: comma list of `table` or `schema.table` (lower-case identifiers; schema defaults to `public`) |
  * | SCHEMA_VERSION_QUERY | - | S14: SQL returning one value, recorded as `schema_version` |
- * | FINGERPRINT_QUERIES_FILE | built-in | S26: JSON or SQL file replacing the default fingerprint queries |
+ * | FINGERPRINT_QUERIES_FILE | every table | S26: JSON array `[{"table": "public.invoices", "sums": ["amount"]}]`: the tables (row counts) and numeric columns (sums) of the fingerprint, replacing the default scan of every table for large databases |
  * | NOTIFY_WEBHOOK_URL | - | http(s) URL notified of failures (treated as a secret: such URLs carry tokens) |
  * | TIME_ZONE | `Asia/Tokyo` | IANA zone of schedules and retention calendars |
  * | RESTORE_APPROVERS | none | S13: comma list `name:role`, e.g. `alice:admin,bob:management` |
@@ -88,6 +88,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { z } from 'zod';
+import { parseFingerprintSpec, type FingerprintTable } from './pg/fingerprint.js';
 import { parseChecksFile, type NamedQuery } from './restore/checks-file.js';
 import {
   parseMonthlyTime,
@@ -246,7 +247,8 @@ export interface Config {
   readonly backup: {
     readonly criticalTables: readonly { readonly schema: string; readonly table: string }[];
     readonly schemaVersionQuery: string | undefined;
-    readonly fingerprintQueriesFile: string | undefined;
+    /** FINGERPRINT_QUERIES_FILE, parsed; undefined: every table and every numeric column. */
+    readonly fingerprintTables: readonly FingerprintTable[] | undefined;
   };
   readonly restore: {
     readonly approvers: readonly { readonly name: string; readonly role: string }[];
@@ -583,6 +585,17 @@ function urlList(expected: string) {
   return commaList(expected, parseUrl, (url) => url);
 }
 
+/** FINGERPRINT_QUERIES_FILE: read and parsed now, so a malformed file is reported with the variable. */
+function fingerprintFile(value: string): FingerprintTable[] | Wrong {
+  const file = existingPath(path.resolve(value), 'file');
+  if (file instanceof Wrong) return file;
+  try {
+    return parseFingerprintSpec(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    return new Wrong(`${file}: ${(error as Error).message}`);
+  }
+}
+
 /** DRILL_CHECKS_FILE: read and parsed now, so a malformed file is reported with the variable. */
 function checksFile(value: string): { file: string; queries: NamedQuery[] } | Wrong {
   const file = existingPath(path.resolve(value), 'file');
@@ -791,7 +804,7 @@ function envShape(backupDir: string) {
       (table) => `${table.schema}.${table.table}`,
     ).default(() => []),
     SCHEMA_VERSION_QUERY: z.string().regex(/\S/, invalid('an SQL query returning one value')).optional(),
-    FINGERPRINT_QUERIES_FILE: readableFile('a readable JSON or SQL file of fingerprint queries').optional(),
+    FINGERPRINT_QUERIES_FILE: parsed('a readable JSON file: [{"table": "schema.table", "sums": ["column", ...]}, ...]', fingerprintFile).optional(),
     NOTIFY_WEBHOOK_URL: httpUrl({ error: 'is not an http:// or https:// URL; expected the webhook URL to notify' })
       .transform((value) => new Secret(value, `${new URL(value).origin}/***`))
       .optional(),
@@ -1041,7 +1054,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backup: {
       criticalTables: v.CRITICAL_TABLES,
       schemaVersionQuery: v.SCHEMA_VERSION_QUERY,
-      fingerprintQueriesFile: v.FINGERPRINT_QUERIES_FILE,
+      fingerprintTables: v.FINGERPRINT_QUERIES_FILE,
     },
     restore: {
       approvers: v.RESTORE_APPROVERS,

@@ -55,6 +55,11 @@ export const manifestSchema = z.object({
   artifacts: z.partialRecord(z.enum(ARTIFACT_NAMES), artifactSchema),
   assets: z.object({ fileCount: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() }).optional(),
   fingerprint: z.array(fingerprintEntrySchema),
+  /**
+   * `every-table`: the fingerprint covers every table in the dump, so a restored table it does not
+   * name is a difference. `configured`: FINGERPRINT_QUERIES_FILE chose some tables and columns.
+   */
+  fingerprintScope: z.enum(['every-table', 'configured']),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 

@@ -118,6 +118,7 @@ export async function NightlyBackup(input: NightlyBackupInput): Promise<NightlyB
       artifacts: Object.fromEntries(staged.map((a) => [artifactName(a), manifestEntry(a)])),
       ...(assets ? { assets: { fileCount: assets.fileCount, bytes: assets.bytes } } : {}),
       fingerprint: db.fingerprint,
+      fingerprintScope: db.fingerprintScope,
     };
     const manifestKeys = await Promise.all(plan.repositories.map((repository) => shortWork.writeManifest({ repository, manifest })));
 

@@ -1,4 +1,5 @@
 import { escapeIdentifier, type ClientBase } from 'pg';
+import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { FingerprintEntry } from '../manifest.js';
 
@@ -11,6 +12,48 @@ import type { FingerprintEntry } from '../manifest.js';
 export interface TableRef {
   schema: string;
   table: string;
+}
+
+/**
+ * A table of the fingerprint and the numeric columns summed for it. Without `sums`, every
+ * numeric column is summed (the default, one scan per table); FINGERPRINT_QUERIES_FILE
+ * chooses tables and columns instead, for databases too large to scan whole every night (S26).
+ */
+export interface FingerprintTable extends TableRef {
+  sums?: readonly string[];
+}
+
+const IDENTIFIER = /^[a-z_][a-z0-9_$]*$/;
+const fingerprintSpecSchema = z
+  .array(
+    z.object({
+      table: z.string().regex(/^([a-z_][a-z0-9_$]*\.)?[a-z_][a-z0-9_$]*$/, 'expected `table` or `schema.table` (lower-case identifiers)'),
+      sums: z.array(z.string().regex(IDENTIFIER, 'expected a lower-case column name')).default([]),
+    }),
+  )
+  .min(1, 'expected at least one table');
+
+/**
+ * FINGERPRINT_QUERIES_FILE: a JSON array of `{ "table": "public.invoices", "sums": ["amount"] }`:
+ * each table's row count plus the sum of each listed column.
+ */
+export function parseFingerprintSpec(text: string): FingerprintTable[] {
+  const result = fingerprintSpecSchema.safeParse(JSON.parse(text));
+  if (!result.success) {
+    throw new Error(result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; '));
+  }
+  return result.data.map(({ table, sums }) => {
+    const [schema, name] = table.includes('.') ? table.split('.') : ['public', table];
+    return { schema: schema!, table: name!, sums };
+  });
+}
+
+/** The tables and columns a recorded fingerprint covers: the restore recomputes exactly these. */
+export function fingerprintTablesOf(entries: readonly FingerprintEntry[]): FingerprintTable[] {
+  return entries.map((entry) => {
+    const dot = entry.table.indexOf('.');
+    return { schema: entry.table.slice(0, dot), table: entry.table.slice(dot + 1), sums: Object.keys(entry.sums) };
+  });
 }
 
 export function qualifiedName(ref: TableRef): string {
@@ -44,10 +87,10 @@ export async function resolveTables(client: ClientBase, tables: readonly TableRe
   return [...tables];
 }
 
-export async function computeFingerprint(client: ClientBase, tables: readonly TableRef[]): Promise<FingerprintEntry[]> {
+export async function computeFingerprint(client: ClientBase, tables: readonly FingerprintTable[]): Promise<FingerprintEntry[]> {
   const entries: FingerprintEntry[] = [];
   for (const ref of tables) {
-    const columns = await client.query<{ column: string }>(
+    const columns = ref.sums ? { rows: ref.sums.map((column) => ({ column })) } : await client.query<{ column: string }>(
       `SELECT a.attname AS column
          FROM pg_attribute a
         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped

@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
@@ -353,6 +355,7 @@ export class S3Repository implements Repository {
 
   private async verifyStored(key: string, objectKey: string, expected: Digest, checksums: string[]): Promise<void> {
     const head = await this.head(objectKey);
+    require('node:fs').appendFileSync('/tmp/s3debug.log', `VERIFYSTORED ${key} ${head?.ChecksumSHA256} ${JSON.stringify(checksums)} ${head?.ContentLength} ${expected.size}\n`);
     let problem: Error | undefined;
     if (head?.ContentLength !== expected.size || head.Metadata?.[SHA256_METADATA] !== expected.sha256) {
       problem = new IntegrityError(key, expected, { size: head?.ContentLength ?? 0, sha256: head?.Metadata?.[SHA256_METADATA] });

@@ -42,6 +42,7 @@ export function syntheticManifest(layout: LayoutOptions, record: BackupRecord): 
       ]),
     ),
     fingerprint: [],
+    fingerprintScope: 'every-table',
   };
 }
 

@@ -34,7 +34,8 @@ fs.symlinkSync('/etc', path.join(backupDir, 'escape'));
 const publicKeyFile = writeFixture('public.asc', '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ...\n-----END PGP PUBLIC KEY BLOCK-----\n');
 const privateKeyFile = writeFixture('private.asc', '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxVgEZ...\n-----END PGP PRIVATE KEY BLOCK-----\n');
 const passphraseFile = writeFixture('passphrase', 'correct horse\n');
-const fingerprintQueriesFile = writeFixture('fingerprint.json', '{"queries": []}\n');
+const fingerprintQueriesFile = writeFixture('fingerprint.json', '[{"table": "invoices", "sums": ["amount"]}, {"table": "accounting.payments"}]\n');
+const badFingerprintFile = writeFixture('bad-fingerprint.json', '[{"table": "Invoices; DROP TABLE x"}]\n');
 const drillChecksFile = writeFixture('checks.sql', '-- name: invoices_total\nSELECT 1 AS expected, 1 AS actual;\n');
 const badChecksFile = writeFixture('bad-checks.sql', 'SELECT 1;\n');
 
@@ -270,6 +271,7 @@ const rows: Row[] = [
   { env: { CRITICAL_TABLES: 'invoices,public.invoices' }, names: ['CRITICAL_TABLES'], fragment: 'listed twice' },
   { env: { SCHEMA_VERSION_QUERY: '   ' }, names: ['SCHEMA_VERSION_QUERY'], fragment: 'expected an SQL query' },
   { env: { FINGERPRINT_QUERIES_FILE: path.join(dir, 'none.json') }, names: ['FINGERPRINT_QUERIES_FILE'], fragment: 'does not exist' },
+  { env: { FINGERPRINT_QUERIES_FILE: badFingerprintFile }, names: ['FINGERPRINT_QUERIES_FILE'], fragment: 'schema.table' },
   { env: { NOTIFY_WEBHOOK_URL: 'ftp://hooks.example.com/x' }, names: ['NOTIFY_WEBHOOK_URL'], fragment: 'is not an http:// or https:// URL' },
   { env: { TIME_ZONE: 'Mars/Olympus' }, names: ['TIME_ZONE'], fragment: '"Mars/Olympus" is not a known time zone' },
   { env: { TIME_ZONE: '+09:00' }, names: ['TIME_ZONE'], fragment: 'expected an IANA time zone' },
@@ -524,7 +526,10 @@ describe('loadConfig: valid settings', () => {
           { schema: 'accounting', table: 'payments' },
         ],
         schemaVersionQuery: 'select max(version) from schema_migrations',
-        fingerprintQueriesFile,
+        fingerprintTables: [
+          { schema: 'public', table: 'invoices', sums: ['amount'] },
+          { schema: 'accounting', table: 'payments', sums: [] },
+        ],
       },
       restore: {
         approvers: [

@@ -14,6 +14,7 @@ const manifest: Manifest = {
     db: { key: 'prod/db/erp4-20261126T170000Z-daily.dump', size: 10, sha256: 'a'.repeat(64), encryption: 'none', format: 'pg_dump-custom' },
   },
   fingerprint: [{ table: 'public.invoices', rowCount: '3', sums: { amount: '12.50' } }],
+  fingerprintScope: 'every-table',
 };
 
 describe('manifest', () => {

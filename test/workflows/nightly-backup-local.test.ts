@@ -1,3 +1,5 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,6 +7,7 @@ import { readCatalog } from '../../src/catalog.js';
 import { pgClientConfig } from '../../src/pg/connection.js';
 import { computeFingerprint, listUserTables } from '../../src/pg/fingerprint.js';
 import { createEmptyDatabase, dropDatabase, restoreDump } from '../../src/pg/restore.js';
+import { fingerprintChecks } from '../../src/restore/checks.js';
 import { NightlyBackup } from '../../workflows/index.js';
 import { backupEnvSearchAttribute, backupIdSearchAttribute, progressQuery } from '../../workflows/messages.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
@@ -62,6 +65,50 @@ describe('NightlyBackup to the local repository only', () => {
       }
     } finally {
       await dropDatabase(db, scratch);
+    }
+  });
+
+  it('fingerprints only the configured tables and columns with FINGERPRINT_QUERIES_FILE, and a restore check recomputes exactly those', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fingerprint-spec-'));
+    const specFile = join(dir, 'fingerprint.json');
+    await writeFile(specFile, JSON.stringify([{ table: 'public.invoices', sums: ['amount'] }, { table: 'customers' }]));
+    const configured = await startProduct(s, await productEnv(s, 'fpspec', { env: { FINGERPRINT_QUERIES_FILE: specFile } }));
+    try {
+      const result = await configured.client.workflow.execute(NightlyBackup, {
+        taskQueue: configured.config.temporal.taskQueue,
+        workflowId: `nightly-fpspec-${Date.now()}`,
+        args: [{ kind: 'daily' }],
+      });
+      const [manifest] = (await readCatalog(configured.runtime.repositories.get('local')!, 'test')).backups;
+      expect(manifest!.id).toBe(result.backupId);
+      expect(manifest!.fingerprintScope).toBe('configured');
+      expect(manifest!.fingerprint).toEqual([
+        { table: 'public.invoices', rowCount: '1000', sums: { amount: expect.stringMatching(/^\d+\.\d{2}$/) } },
+        { table: 'public.customers', rowCount: '200', sums: {} },
+      ]);
+
+      const db = configured.runtime.db;
+      const scratch = `restore_fpspec_${process.pid}`;
+      await createEmptyDatabase(db, scratch);
+      try {
+        await restoreDump(db, scratch, join(configured.config.local.backupDir, manifest!.artifacts.db!.key), { pgBinDir: s.postgres.binDir });
+        const restored = new pg.Client(pgClientConfig(db, scratch));
+        await restored.connect();
+        try {
+          const checks = await fingerprintChecks(restored, manifest!);
+          expect(checks.map((c) => [c.name, c.passed])).toEqual([['public.invoices', true], ['public.customers', true]]);
+          await restored.query('UPDATE invoices SET amount = amount + 0.01 WHERE id = 1');
+          const failed = (await fingerprintChecks(restored, manifest!)).filter((c) => !c.passed).map((c) => c.name);
+          expect(failed.sort()).toEqual(['public.invoices']);
+        } finally {
+          await restored.end();
+        }
+      } finally {
+        await dropDatabase(db, scratch);
+      }
+    } finally {
+      await configured.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
