@@ -82,6 +82,12 @@ export interface RestoreSelection {
   kind?: BackupKind;
   /** Overrides RESTORE_APPROVAL_TIMEOUT for this run, in seconds. */
   approvalTimeoutSeconds?: number;
+  /**
+   * How fast a lost worker is noticed in a long step (download, decrypt, pg_restore, checks), in
+   * seconds (default 120, at least 5): the step is retried on a live worker after this long
+   * without a heartbeat. Lower it where workers restart fast (the reliability tests use 5).
+   */
+  heartbeatTimeoutSeconds?: number;
 }
 
 export interface RestoreDrillInput extends RestoreSelection {

@@ -38,19 +38,37 @@ import {
   type RestoreStatus,
 } from './messages.js';
 
-// Long steps heartbeat; a dead worker is noticed within the heartbeat timeout and the step is
-// retried elsewhere. On cancellation the workflow waits until the step has really stopped
-// (pg_restore killed), so the cleanup never races it.
-const longWork = proxyActivities<Activities>({
-  startToCloseTimeout: '12h',
-  heartbeatTimeout: '2m',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 10 },
-});
-const shortWork = proxyActivities<Activities>({
-  startToCloseTimeout: '5m',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
-});
+const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 120;
+const MIN_HEARTBEAT_TIMEOUT_SECONDS = 5;
+const MAX_HEARTBEAT_TIMEOUT_SECONDS = 3600;
+
+// Long steps heartbeat; a dead worker is noticed within the heartbeat timeout (RestoreSelection.
+// heartbeatTimeoutSeconds) and the step is retried elsewhere. On cancellation the workflow waits
+// until the step has really stopped (pg_restore killed), so the cleanup never races it.
+function activitiesFor(heartbeatSeconds: number) {
+  const longWork = proxyActivities<Activities>({
+    startToCloseTimeout: '12h',
+    heartbeatTimeout: heartbeatSeconds * 1000,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: Math.min(10_000, (heartbeatSeconds * 1000) / 3), backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 10 },
+  });
+  const shortWork = proxyActivities<Activities>({
+    startToCloseTimeout: '5m',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
+  });
+  return { longWork, shortWork };
+}
+
+function heartbeatSecondsOf(options: RestoreSelection): number {
+  const seconds = options.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
+  if (!Number.isFinite(seconds) || seconds < MIN_HEARTBEAT_TIMEOUT_SECONDS || seconds > MAX_HEARTBEAT_TIMEOUT_SECONDS) {
+    throw ApplicationFailure.nonRetryable(
+      `heartbeatTimeoutSeconds: expected ${MIN_HEARTBEAT_TIMEOUT_SECONDS}-${MAX_HEARTBEAT_TIMEOUT_SECONDS} seconds, got ${JSON.stringify(options.heartbeatTimeoutSeconds)}`,
+      'InputError',
+    );
+  }
+  return seconds;
+}
 
 export interface PipelineOptions extends RestoreSelection {
   mode: RestoreMode;
@@ -71,6 +89,7 @@ export interface PipelineOptions extends RestoreSelection {
  * fails the workflow after the report is stored; `not-approved` and `cancelled` complete it.
  */
 export async function runRestorePipeline(options: PipelineOptions): Promise<RestoreResult> {
+  const { longWork, shortWork } = activitiesFor(heartbeatSecondsOf(options));
   const info = workflowInfo();
   const run = { workflowId: info.workflowId, runId: info.runId };
   const startedAtMs = Date.now();

@@ -49,19 +49,32 @@ export async function databaseOwnership(db: DbConnection, name: string, marker: 
 /**
  * Creates `name` empty and marks it as this run's. A database of the same name left by an earlier
  * attempt of this same run is dropped first; any other database of that name is refused.
+ *
+ * CREATE DATABASE cannot share a transaction with its COMMENT: the database is made and marked
+ * under a name derived from `name` and the marker (so only this run ever uses it), then renamed.
+ * A worker killed in between leaves that pending database, which the retry drops, never an
+ * unmarked `name` that would look like someone else's.
  */
 export async function createOwnedDatabase(db: DbConnection, name: string, marker: string): Promise<void> {
   const ownership = await databaseOwnership(db, name, marker);
   if (ownership === 'foreign') throw foreignDatabaseError(name);
   if (ownership === 'ours') await dropDatabase(db, name);
-  await createEmptyDatabase(db, name);
+  const pending = pendingDatabaseName(name, marker);
+  await dropDatabase(db, pending);
+  await createEmptyDatabase(db, pending);
   const client = new pg.Client(pgClientConfig(db, 'postgres'));
   await client.connect();
   try {
-    await client.query(`COMMENT ON DATABASE ${escapeIdentifier(name)} IS ${escapeLiteral(marker)}`);
+    await client.query(`COMMENT ON DATABASE ${escapeIdentifier(pending)} IS ${escapeLiteral(marker)}`);
+    await client.query(`ALTER DATABASE ${escapeIdentifier(pending)} RENAME TO ${escapeIdentifier(name)}`);
   } finally {
     await client.end();
   }
+}
+
+/** `erp4_pending_<16 hex>`: the name `name` has while this run creates and marks it. */
+export function pendingDatabaseName(name: string, marker: string): string {
+  return `erp4_pending_${createHash('sha256').update(`${marker}\n${name}`).digest('hex').slice(0, 16)}`;
 }
 
 /** Drops `name` only when it carries this run's marker; returns whether it did. */

@@ -9,6 +9,7 @@ import { createConnection, createServer, type AddressInfo, type Server, type Soc
  * - `reset`: once `afterBytes` went upstream, the connection is reset (RST) both ways;
  * - `stall`: once `afterBytes` went upstream, nothing moves either way for `stallMs`
  *   (forever, until the proxy closes, when omitted): a hung network path.
+ * - `delay`: every chunk the client sends reaches the server `ms` later (a slow, distant link).
  * HTTP-aware faults (for S3; requests with a Content-Length body, the SDK's way) parse the
  * client's requests:
  * - `http-error`: the request is answered by the proxy with `status` (500/503) and an S3
@@ -23,6 +24,7 @@ export type FaultMode =
   | { kind: 'pass' }
   | { kind: 'reset'; afterBytes: number; times: number }
   | { kind: 'stall'; afterBytes: number; times: number; stallMs?: number }
+  | { kind: 'delay'; ms: number }
   | { kind: 'http-error'; status: 500 | 503; times: number; match?: (request: HttpRequestHead) => boolean }
   | { kind: 'flip-byte'; times: number; minBodyBytes: number; match?: (request: HttpRequestHead) => boolean };
 
@@ -180,8 +182,14 @@ export async function startFaultProxy(target: { host: string; port: number }, mo
       forward: (bytes) => send(upstream, client, bytes),
     });
 
+    // Delayed chunks keep their order: each waits for the one before.
+    let delayed = Promise.resolve();
     client.on('data', (chunk: Buffer) => {
       const mode = current;
+      if (mode.kind === 'delay') {
+        delayed = delayed.then(() => new Promise((resolve) => setTimeout(resolve, mode.ms))).then(() => send(upstream, client, chunk));
+        return;
+      }
       if (mode.kind === 'http-error' || mode.kind === 'flip-byte') {
         http.push(chunk);
         return;
