@@ -144,7 +144,7 @@ describe('secrets never leave the worker', () => {
         const lines = allCommandLines();
         snapshots += 1;
         for (const line of lines) commandLines.add(line);
-        sawPgDump ||= lines.some((line) => /pg_dump --format=custom --snapshot=/.test(line));
+        sawPgDump ||= lines.some((line) => /pg_dump --format=custom .*--snapshot=/.test(line));
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
