@@ -2,8 +2,8 @@
 // Writes docs/RELIABILITY.md from the results the reliability suite (test/chaos) recorded:
 //   node scripts/reliability-table.mjs <results dir> <output file>
 // `npm run test:chaos` runs the suite with many trials and then this script.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 const [resultsDir, output] = process.argv.slice(2);
 if (!resultsDir || !output) {
@@ -73,6 +73,7 @@ const lines = [
   '  checksum of a multipart one.',
   '',
 ];
+mkdirSync(dirname(output), { recursive: true });
 writeFileSync(output, `${lines.join('\n')}`);
 console.log(`${output}: ${results.length} faults, ${total('trials')} trials, ${total('dataLost')} with data lost`);
 process.exitCode = failed.length === 0 ? 0 : 1;

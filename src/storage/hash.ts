@@ -55,9 +55,9 @@ export class Sha256Meter extends Transform {
   }
 }
 
-/** Size and sha256 of a stream's bytes (consumes it). */
-export async function sha256OfStream(source: NodeJS.ReadableStream, signal?: AbortSignal): Promise<Digest> {
-  const meter = new Sha256Meter();
+/** Size and sha256 of a stream's bytes (consumes it); `onProgress` sees the bytes read so far. */
+export async function sha256OfStream(source: NodeJS.ReadableStream, signal?: AbortSignal, onProgress?: (bytes: number) => void): Promise<Digest> {
+  const meter = new Sha256Meter({ onProgress });
   const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
   await pipeline(source, meter, discard, { signal });
   return meter.digest();

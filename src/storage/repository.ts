@@ -112,11 +112,19 @@ export class StorageError extends Error {
     readonly key: string,
     cause: unknown,
   ) {
-    super(`${repository}: ${operation} ${JSON.stringify(key)} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
-      cause,
-    });
+    super(`${repository}: ${operation} ${JSON.stringify(key)} failed: ${describeCause(cause)}`, { cause });
     this.name = 'StorageError';
   }
+}
+
+/**
+ * The cause's message, with the HTTP status when an SDK error carries one: an S3 server that
+ * answers 5xx to a HEAD (no body) surfaces as "UnknownError", which says nothing alone.
+ */
+function describeCause(cause: unknown): string {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const status = (cause as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return status === undefined || message.includes(String(status)) ? message : `${message} (HTTP ${status})`;
 }
 
 /**
