@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
+import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { posix, resolve } from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { assertNotTemporaryKey, isTemporaryName, temporaryName, writeFileAtomically } from './atomic-file.js';
 import { assertDigest, sameDigest, Sha256Meter, sha256OfBytes, sha256OfStream, type Digest } from './hash.js';
@@ -19,6 +20,7 @@ import {
   type PutOptions,
   type Repository,
 } from './repository.js';
+import { readFilePipelined, writeFilePipelined } from './sftp-pipelined.js';
 
 export interface SftpRepositoryOptions {
   /** Defaults to `sftp`. */
@@ -104,14 +106,8 @@ export function parseHostKey(hostKey: string): string {
 /** ssh2-sftp-client 12 has lstat (stat without following a symbolic link); its types (9.x) lag behind. */
 type SftpClientWithLstat = SftpClient & { lstat(path: string): Promise<SftpClient.FileStats> };
 
-/**
- * Bytes per stream chunk, on both sides of a transfer. ssh2 sends one chunk as many SFTP
- * requests in flight at once; with Node's default 64 KiB chunks it waits for a round trip
- * every 64 KiB and uploads crawl (12 MB: 6 s instead of 0.1 s on loopback). Measured on a
- * 314 MB file over loopback (BENCHMARKS.md): 1 MiB writes 31 MB/s and reads 27 MB/s, 4 MiB
- * 90-130 and 53-62 MB/s, 8-16 MiB less again.
- */
-const CHUNK_BYTES = 4 * 1024 * 1024;
+/** Bytes per chunk read from a local file being uploaded (the SFTP requests are sized in sftp-pipelined.ts). */
+const CHUNK_BYTES = 1024 * 1024;
 
 /** How long removing a temporary file after a failed put may take before it is left behind. */
 const CLEANUP_TIMEOUT_MS = 5_000;
@@ -126,6 +122,13 @@ async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> 
 /** SSH keepalives: unanswered this many times at this interval, the connection is given up. */
 const KEEPALIVE_INTERVAL_MS = 5_000;
 const KEEPALIVE_COUNT_MAX = 4;
+
+/** The ssh2 SFTP session of a connected client (ssh2-sftp-client keeps it as `sftp`). */
+function sessionOf(client: SftpClient): SFTPWrapper {
+  const session = (client as SftpClient & { sftp?: SFTPWrapper }).sftp;
+  if (!session) throw new Error('the SFTP session is not open');
+  return session;
+}
 
 function isNoSuchFile(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
@@ -156,6 +159,8 @@ export class SftpRepository implements Repository {
    * handle; close() waits for them, or ending the connection would fail the pending close request.
    */
   private readonly openStreams = new Set<Readable>();
+  /** Per connection: aborted when it closes (lostSignal). */
+  private readonly lostSignals = new WeakMap<SftpClient, AbortSignal>();
 
   constructor(private readonly options: SftpRepositoryOptions) {
     this.name = options.name ?? 'sftp';
@@ -223,8 +228,9 @@ export class SftpRepository implements Repository {
     return posix.join(this.root, key);
   }
 
-  private readStream(sftp: SftpClient, path: string): Readable {
-    const stream = sftp.createReadStream(path, { highWaterMark: CHUNK_BYTES });
+  /** The first `size` bytes of the file at `path` (see readFilePipelined). */
+  private readStream(sftp: SftpClient, path: string, size: number): Readable {
+    const stream = readFilePipelined(sessionOf(sftp), path, size);
     this.openStreams.add(stream);
     const settled = () => this.openStreams.delete(stream);
     stream.once('close', settled);
@@ -233,10 +239,10 @@ export class SftpRepository implements Repository {
   }
 
   /** True when `path` is a regular file with exactly the `expected` content (re-read to be sure). */
-  private async holds(sftp: SftpClient, path: string, expected: Digest, signal?: AbortSignal): Promise<boolean> {
+  private async holds(sftp: SftpClient, path: string, expected: Digest, signal?: AbortSignal, reading?: () => void): Promise<boolean> {
     const info = await this.lstatOrUndefined(sftp, path);
     if (!info?.isFile || info.size !== expected.size) return false;
-    return sameDigest(await sha256OfStream(this.readStream(sftp, path), signal), expected);
+    return sameDigest(await sha256OfStream(this.readStream(sftp, path, info.size), signal, reading), expected);
   }
 
   private async lstatOrUndefined(sftp: SftpClient, path: string): Promise<SftpClient.FileStats | undefined> {
@@ -252,37 +258,32 @@ export class SftpRepository implements Repository {
     const path = this.remotePath(key);
     options.signal?.throwIfAborted();
     const sftp = await this.connect();
-    const connection = this.watchConnection(sftp);
-    const signal = options.signal ? AbortSignal.any([options.signal, connection.lost]) : connection.lost;
+    const lost = this.lostSignal(sftp);
+    const signal = options.signal ? AbortSignal.any([options.signal, lost]) : lost;
     try {
-      if (await this.holds(sftp, path, expected, signal)) return;
+      // Re-reading a large file takes a while: the caller's progress (its heartbeat) goes on,
+      // at the bytes sent so far (none before the upload, all of them after it).
+      if (await this.holds(sftp, path, expected, signal, () => options.onProgress?.(0))) return;
       const dir = posix.dirname(path);
       await this.ensureDirectory(sftp, dir);
       const temporaryPath = posix.join(dir, temporaryName(posix.basename(path)));
       try {
-        const output = sftp.createWriteStream(temporaryPath, { flags: 'wx', mode: 0o600, highWaterMark: CHUNK_BYTES });
-        const closed = once(output, 'close', { signal });
-        // When the pipeline fails, its error is the one to report, not this promise's.
-        closed.catch(() => undefined);
         const meter = new Sha256Meter({ onProgress: options.onProgress, expect: { key, digest: expected } });
-        await pipeline(source(), meter, output, { signal });
-        // The stream finishes before its handle is closed; the server may apply the writes until then.
-        await closed;
-        await this.verifyRemote(sftp, key, temporaryPath, expected, signal);
+        const upload = (chunks: AsyncIterable<Buffer>) => writeFilePipelined(sessionOf(sftp), temporaryPath, 0o600, chunks, signal);
+        await pipeline(source(), meter, upload, { signal });
+        await this.verifyRemote(sftp, key, temporaryPath, expected, signal, () => options.onProgress?.(expected.size));
         await this.renameIntoPlace(sftp, temporaryPath, path);
       } catch (error) {
         // Best effort, and bounded (after an abort the link may hang): a temporary file that
         // stays is hidden from list().
-        if (!connection.lost.aborted) await settledWithin(sftp.delete(temporaryPath, true), CLEANUP_TIMEOUT_MS);
+        if (!lost.aborted) await settledWithin(sftp.delete(temporaryPath, true), CLEANUP_TIMEOUT_MS);
         throw error;
       }
     } catch (error) {
       // An aborted transfer (the activity timed out: the link may be hung) leaves requests in
       // flight on the connection: start the next call on a new one.
       if (options.signal?.aborted) this.discard(sftp);
-      throw connection.lost.aborted ? connection.lost.reason : error;
-    } finally {
-      connection.release();
+      throw lost.aborted ? lost.reason : error;
     }
   }
 
@@ -298,15 +299,21 @@ export class SftpRepository implements Repository {
   }
 
   /**
-   * `lost` aborts when the connection closes. Streams on a connection that was reset never end
-   * nor fail by themselves (ssh2): without this a put would wait until its caller gives up.
+   * Aborts when the connection closes. Streams on a connection that was reset never end nor
+   * fail by themselves (ssh2): without this a put or a read would wait until its caller gives up.
    */
-  private watchConnection(sftp: SftpClient): { lost: AbortSignal; release(): void } {
-    const controller = new AbortController();
-    const { host, port } = this.options;
-    const onClose = () => controller.abort(new Error(`${this.hostLabel} ${host}:${port}: the SFTP connection was lost`));
-    sftp.on('close', onClose);
-    return { lost: controller.signal, release: () => sftp.removeListener('close', onClose) };
+  private lostSignal(sftp: SftpClient): AbortSignal {
+    let signal = this.lostSignals.get(sftp);
+    if (!signal) {
+      const controller = new AbortController();
+      signal = controller.signal;
+      // Every call in flight on the connection listens to it; each removes its listener when done.
+      setMaxListeners(0, signal);
+      const { host, port } = this.options;
+      sftp.on('close', () => controller.abort(new Error(`${this.hostLabel} ${host}:${port}: the SFTP connection was lost`)));
+      this.lostSignals.set(sftp, signal);
+    }
+    return signal;
   }
 
   /** mkdir -p that tolerates a concurrent put creating the same directory. */
@@ -321,10 +328,10 @@ export class SftpRepository implements Repository {
     }
   }
 
-  private async verifyRemote(sftp: SftpClient, key: string, path: string, expected: Digest, signal?: AbortSignal): Promise<void> {
+  private async verifyRemote(sftp: SftpClient, key: string, path: string, expected: Digest, signal?: AbortSignal, reading?: () => void): Promise<void> {
     const { size } = await sftp.stat(path);
     if (size !== expected.size) throw new IntegrityError(key, expected, { size });
-    const stored = await sha256OfStream(this.readStream(sftp, path), signal);
+    const stored = await sha256OfStream(this.readStream(sftp, path, size), signal, reading);
     if (!sameDigest(stored, expected)) throw new IntegrityError(key, expected, stored);
   }
 
@@ -364,11 +371,12 @@ export class SftpRepository implements Repository {
     const sftp = await this.connect();
     const info = await this.lstatOrUndefined(sftp, path);
     if (!info?.isFile) throw new ObjectNotFoundError(this.name, key);
-    const stream = this.readStream(sftp, path);
+    const stream = this.readStream(sftp, path, info.size);
     // A read from a connection that was reset would wait forever: fail it instead.
-    const connection = this.watchConnection(sftp);
-    connection.lost.addEventListener('abort', () => stream.destroy(connection.lost.reason as Error), { once: true });
-    stream.once('close', connection.release);
+    const lost = this.lostSignal(sftp);
+    const onLost = () => stream.destroy(lost.reason as Error);
+    lost.addEventListener('abort', onLost, { once: true });
+    stream.once('close', () => lost.removeEventListener('abort', onLost));
     return { stream: signal ? addAbortSignal(signal, stream) : stream, size: info.size };
   }
 

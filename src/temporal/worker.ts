@@ -1,22 +1,38 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type BackupRuntime } from '../../activities/index.js';
 import { ensureSearchAttributes } from './search-attributes.js';
 
-/**
- * The workflow bundle's entry: `dist/workflows/index.js` when running the built product,
- * `workflows/index.ts` when running from source (tests); Temporal's bundler compiles either.
- */
-export function workflowsPath(): string {
-  const built = fileURLToPath(new URL('../../workflows/index.js', import.meta.url));
+/** This module's sibling at `relative`: the built `.js` when running the built product, else the `.ts` source (tests). */
+function builtOrSource(relative: string): string {
+  const built = fileURLToPath(new URL(relative, import.meta.url));
   return existsSync(built) ? built : built.replace(/\.js$/, '.ts');
 }
 
-/** The workflow interceptors the worker bundles with the workflows (our metrics). */
+/** The workflow bundle's entry: `dist/workflows/index.js`, or `workflows/index.ts` from source. */
+export function workflowsPath(): string {
+  return builtOrSource('../../workflows/index.js');
+}
+
+/** The workflow interceptors bundled with the workflows (our metrics). */
 export function workflowInterceptorModules(): string[] {
-  const built = fileURLToPath(new URL('../../workflows/outcome-metrics.js', import.meta.url));
-  return [existsSync(built) ? built : built.replace(/\.js$/, '.ts')];
+  return [builtOrSource('../../workflows/outcome-metrics.js')];
+}
+
+/**
+ * Where `npm run build` writes the workflow bundle (scripts/bundle-workflows.mjs):
+ * `dist/workflow-bundle.js`. Bundling at start-up runs webpack inside the worker, which costs
+ * seconds and leaves ~150 MB of heap the process never gives back (BENCHMARKS.md, peak RSS);
+ * Temporal recommends a pre-built bundle in production for the same reasons.
+ */
+export function prebuiltBundlePath(): string {
+  return fileURLToPath(new URL('../../workflow-bundle.js', import.meta.url));
+}
+
+/** The workflows and their interceptors, bundled for the worker's sandbox. */
+export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath: workflowsPath(), workflowInterceptorModules: workflowInterceptorModules() });
 }
 
 export interface WorkerOptions {
@@ -24,8 +40,20 @@ export interface WorkerOptions {
   namespace: string;
   taskQueue: string;
   runtime: BackupRuntime;
-  /** A pre-built bundle (tests build it once for many workers; include workflowInterceptorModules()); default: bundle workflowsPath(). */
-  workflowBundle?: WorkflowBundleWithSourceMap;
+  /** A bundle built once for many workers (tests; see bundleWorkflows()); default: the pre-built one, else bundle now. */
+  workflowBundle?: WorkflowBundleOption;
+}
+
+/**
+ * The bundle to run: the caller's; else the one the build wrote, when running the built product
+ * (a stale one cannot happen: `npm run build` writes dist/ and the bundle together); else bundle
+ * from source at start-up.
+ */
+function chooseBundle(options: WorkerOptions): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string; interceptors: { workflowModules: string[] } } {
+  if (options.workflowBundle) return { workflowBundle: options.workflowBundle };
+  const prebuilt = prebuiltBundlePath();
+  if (workflowsPath().endsWith('.js') && existsSync(prebuilt)) return { workflowBundle: { codePath: prebuilt } };
+  return { workflowsPath: workflowsPath(), interceptors: { workflowModules: workflowInterceptorModules() } };
 }
 
 export async function createBackupWorker(options: WorkerOptions): Promise<Worker> {
@@ -35,8 +63,7 @@ export async function createBackupWorker(options: WorkerOptions): Promise<Worker
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     activities: createActivities(options.runtime),
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
-    interceptors: { workflowModules: workflowInterceptorModules() },
+    ...chooseBundle(options),
     // Dumps and uploads are I/O-bound child processes and streams: a few at once per worker.
     maxConcurrentActivityTaskExecutions: 8,
   });

@@ -1,8 +1,8 @@
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createBackupRuntime } from '../../src/runtime.js';
-import { createBackupWorker, workflowsPath } from '../../src/temporal/worker.js';
+import { bundleWorkflows, createBackupWorker } from '../../src/temporal/worker.js';
 import type { BackupRuntime } from '../../activities/index.js';
 import type { Services } from '../helpers/services.js';
 
@@ -22,7 +22,7 @@ export interface TestProduct {
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
 export async function startTestProduct(s: Services, env: Record<string, string>): Promise<TestProduct> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath() });
+  bundle ??= bundleWorkflows();
   const config = loadConfig(env);
   const runtime = await createBackupRuntime(config);
   const nativeConnection = await NativeConnection.connect({ address: s.temporal.address });
