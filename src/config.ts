@@ -20,7 +20,7 @@
  * | S3_PREFIX | `erp4` | S10/S14: key prefix; `/`-separated `[A-Za-z0-9._-]` segments, no `..` |
  * | S3_REGION | `ap-northeast-1` | S10 |
  * | S3_ENDPOINT_URL | AWS | S10: http(s) URL of an S3-compatible store; implies path-style |
- * | S3_PART_SIZE_MB | `16` | multipart part size, 5-5120 MiB (10,000 parts cap the object size: 156 GiB at 16) |
+ * | S3_PART_SIZE_MB | `8` | multipart part size, 5-5120 MiB (the AWS CLI's default); memory holds 4 parts per upload; an object over 10,000 parts (S3's limit) gets larger parts |
  * | SSE_KMS_KEY_ID | - | S11: SSE-KMS key id, key ARN, alias (e.g. `alias/erp4-backup`) or alias ARN |
  * | SSE_S3 | - | S11: `AES256` for SSE-S3; with S3_BUCKET exactly one of SSE_KMS_KEY_ID, SSE_S3 is required |
  * | S3_WRITER_ACCESS_KEY_ID, S3_WRITER_SECRET_ACCESS_KEY | SDK chain | S15: write-only role used by backups (both or neither; secret) |
@@ -727,7 +727,7 @@ function envShape(backupDir: string) {
     S3_PREFIX: parsed("'/'-separated segments of letters, digits, '.', '_' and '-', no leading or trailing '/', no '..' (e.g. erp4)", s3Prefix).default('erp4'),
     S3_REGION: z.string().regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, invalid('a region name such as ap-northeast-1')).default('ap-northeast-1'),
     S3_ENDPOINT_URL: httpUrl(invalid('an http:// or https:// URL of an S3-compatible store')).optional(),
-    S3_PART_SIZE_MB: integer(5, 5120, 'a part size in MiB, 5-5120').default(16),
+    S3_PART_SIZE_MB: integer(5, 5120, 'a part size in MiB, 5-5120').default(8),
     SSE_KMS_KEY_ID: z.string().regex(KMS_KEY_ID, invalid('a KMS key id, key ARN, alias name or alias ARN (e.g. alias/erp4-backup)')).optional(),
     SSE_S3: z.literal('AES256', invalid('AES256')).optional(),
     S3_WRITER_ACCESS_KEY_ID: accessKeyId().optional(),

@@ -49,8 +49,8 @@ export interface S3RepositoryOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   sse: ServerSideEncryption;
   /**
-   * Multipart part size. S3 allows 10,000 parts, so this caps the object size (the SDK's
-   * 5 MiB default caps it near 48 GiB); memory use is up to queueSize * partSizeBytes.
+   * Multipart part size for objects up to 10,000 parts of it; a larger object gets larger parts
+   * (see partSizeFor). Memory use is up to queueSize * the part size.
    */
   partSizeBytes: number;
   /** Parts uploaded in parallel; default 4. */
@@ -89,6 +89,21 @@ const METADATA_VALUE = /^[\x20-\x7e]*$/;
 /** S3 object tags: at most 10, keys 1-128 and values 0-256 of these characters. */
 const MAX_TAGS = 10;
 const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
+
+const MiB = 1024 * 1024;
+
+/**
+ * The part size for an object of `size` bytes: `configured`, or for an object larger than
+ * 10,000 such parts (S3's limit) the smallest whole number of MiB that fits it in 10,000 parts.
+ * The configured size stays small (memory: queueSize parts are buffered) without capping the
+ * object size.
+ */
+export function partSizeFor(size: number, configured: number): number {
+  if (size <= configured * MAX_PARTS) return configured;
+  const needed = Math.ceil(size / MAX_PARTS / MiB) * MiB;
+  if (needed > MAX_PART_SIZE) throw new Error(`${size} bytes exceed S3's limit of ${MAX_PARTS} parts of 5 GiB`);
+  return needed;
+}
 
 function isNotFound(error: unknown): boolean {
   const name = (error as { name?: string } | undefined)?.name;
@@ -267,12 +282,9 @@ export class S3Repository implements Repository {
     const tags = validatedTags(key, options.tags ?? this.options.objectTags?.(key));
     try {
       options.signal?.throwIfAborted();
-      const maxSize = this.options.partSizeBytes * MAX_PARTS;
-      if (options.expected.size > maxSize) {
-        throw new Error(`${options.expected.size} bytes exceed ${MAX_PARTS} parts of partSizeBytes ${this.options.partSizeBytes}: raise the part size`);
-      }
+      const partSize = partSizeFor(options.expected.size, this.options.partSizeBytes);
       if (this.options.writeOnly || !this.holds(await this.head(objectKey, options.signal), options.expected)) {
-        await this.upload(key, objectKey, createReadStream(sourcePath), options.expected, { ...options, metadata, tags });
+        await this.upload(key, objectKey, createReadStream(sourcePath), options.expected, partSize, { ...options, metadata, tags });
       }
       options.onProgress?.(options.expected.size);
     } catch (error) {
@@ -288,7 +300,7 @@ export class S3Repository implements Repository {
       options.signal?.throwIfAborted();
       const digest = sha256OfBytes(body);
       if (this.options.writeOnly || !this.holds(await this.head(objectKey, options.signal), digest)) {
-        await this.upload(key, objectKey, Readable.from([body]), digest, { ...options, metadata, tags });
+        await this.upload(key, objectKey, Readable.from([body]), digest, this.options.partSizeBytes, { ...options, metadata, tags });
       }
     } catch (error) {
       throw storageFailure(this.name, 'putBytes', key, error);
@@ -300,9 +312,10 @@ export class S3Repository implements Repository {
     objectKey: string,
     source: Readable,
     expected: Digest,
+    partSize: number,
     options: Omit<PutOptions, 'expected' | 'tags'> & { metadata: Record<string, string>; tags: { Key: string; Value: string }[] },
   ): Promise<void> {
-    const partChecksums = new PartChecksums(this.options.partSizeBytes);
+    const partChecksums = new PartChecksums(partSize);
     let bodyError: unknown;
     const body = pipeline(source, new Sha256Meter({ expect: { key, digest: expected } }), partChecksums, (error) => {
       bodyError ??= error;
@@ -318,7 +331,7 @@ export class S3Repository implements Repository {
         ChecksumAlgorithm: 'SHA256',
         ...this.sseParams(),
       },
-      partSize: this.options.partSizeBytes,
+      partSize,
       queueSize: this.options.queueSize,
       leavePartsOnError: false,
       // Set by PutObjectTagging right after the upload completes: until then the object has
@@ -338,7 +351,7 @@ export class S3Repository implements Repository {
       body.destroy();
     }
     if (this.options.writeOnly) this.verifyUploadResponse(key, expected, stored, partChecksums.objectChecksums());
-    else await this.verifyStored(key, objectKey, expected, partChecksums.objectChecksums(), expected.size <= this.options.partSizeBytes);
+    else await this.verifyStored(key, objectKey, expected, partChecksums.objectChecksums(), expected.size <= partSize);
   }
 
   /** Write-only verification: what PutObject / CompleteMultipartUpload answered. */

@@ -575,7 +575,7 @@ describe('loadConfig: valid settings', () => {
       region: 'ap-northeast-1',
       endpointUrl: undefined,
       forcePathStyle: false,
-      partSizeBytes: 16 * 1024 * 1024,
+      partSizeBytes: 8 * 1024 * 1024,
       sse: { serverSideEncryption: 'AES256' },
       writer: undefined,
       reader: undefined,
