@@ -9,7 +9,9 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY workflows ./workflows
 COPY activities ./activities
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+COPY scripts/bundle-workflows.mjs ./scripts/
+# The workflow bundle is built here, once, not by webpack in every worker at start-up.
+RUN npx tsc -p tsconfig.build.json && node scripts/bundle-workflows.mjs && npm prune --omit=dev
 
 FROM node:20.20.2-bookworm-slim
 RUN apt-get update \
@@ -20,5 +22,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 USER node
+# A small young generation: stream buffers are collected sooner. Measured (BENCHMARKS.md): worker
+# RSS -28 MB at rest and -20 MB at its peak during a backup, at the same speed.
+ENV NODE_OPTIONS=--max-semi-space-size=2
 ENTRYPOINT ["node", "dist/src/cli.js"]
 CMD ["worker"]

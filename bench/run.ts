@@ -47,6 +47,7 @@ interface Options {
   json?: string;
   keep: boolean;
   s3PartMb?: number;
+  workerNodeOptions?: string;
 }
 
 const DATABASE = 'erp4_bench';
@@ -72,6 +73,7 @@ function parseOptions(argv: string[]): Options {
     .option('--json <file>', 'all measurements as JSON')
     .option('--keep', 'keep the work directory', false)
     .option('--s3-part-mb <MiB>', "the worker's S3_PART_SIZE_MB (default: the product's default)", positive('--s3-part-mb'))
+    .option('--worker-node-options <flags>', "the worker's NODE_OPTIONS, e.g. --max-semi-space-size=2 (default: none)")
     .parse(argv, { from: 'user' });
   const options = program.opts<Options>();
   if (options.quick) {
@@ -103,7 +105,7 @@ async function versions(services: BenchServices): Promise<Record<string, string>
 
 function productEnv(
   services: BenchServices,
-  ctx: { database: string; backupDir: string; remoteDir: string; taskQueue: string; assetDir?: string; s3PartMb?: number },
+  ctx: { database: string; backupDir: string; remoteDir: string; taskQueue: string; assetDir?: string; s3PartMb?: number; workerNodeOptions?: string },
 ): Record<string, string> {
   const { postgres, s3, sftp, gnupg, temporal } = services;
   return {
@@ -124,6 +126,7 @@ function productEnv(
     S3_REGION: s3.region,
     S3_ENDPOINT_URL: s3.endpoint,
     ...(ctx.s3PartMb ? { S3_PART_SIZE_MB: String(ctx.s3PartMb) } : {}),
+    ...(ctx.workerNodeOptions ? { NODE_OPTIONS: ctx.workerNodeOptions } : {}),
     SSE_KMS_KEY_ID: 'alias/erp4-backup',
     S3_WRITER_ACCESS_KEY_ID: s3.accessKeyId,
     S3_WRITER_SECRET_ACCESS_KEY: s3.secretAccessKey,
@@ -186,7 +189,7 @@ async function main(options: Options, command: string): Promise<void> {
     const backupDir = join(workDir, 'backups');
     const remoteDir = join(services.sftp.rootDir, 'bench');
     await mkdir(remoteDir, { recursive: true });
-    const worker = await startWorker(productEnv(services, { database: DATABASE, backupDir, remoteDir, taskQueue: 'bench', assetDir, s3PartMb: options.s3PartMb }), join(workDir, 'logs', 'worker.log'));
+    const worker = await startWorker(productEnv(services, { database: DATABASE, backupDir, remoteDir, taskQueue: 'bench', assetDir, s3PartMb: options.s3PartMb, workerNodeOptions: options.workerNodeOptions }), join(workDir, 'logs', 'worker.log'));
     workers.push(worker);
     const emptyBackupDir = join(workDir, 'backups-empty');
     const emptyWorker = await startWorker(
