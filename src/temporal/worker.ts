@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type BackupRuntime } from '../../activities/index.js';
@@ -23,8 +23,8 @@ export function workflowInterceptorModules(): string[] {
 /**
  * Where `npm run build` writes the workflow bundle (scripts/bundle-workflows.mjs):
  * `dist/workflow-bundle.js`. Bundling at start-up runs webpack inside the worker, which costs
- * seconds and leaves ~150 MB of heap the process never gives back (BENCHMARKS.md, peak RSS);
- * Temporal recommends a pre-built bundle in production for the same reasons.
+ * seconds and ~80 MB of memory the process never gives back (BENCHMARKS.md); Temporal
+ * recommends a pre-built bundle in production for the same reasons.
  */
 export function prebuiltBundlePath(): string {
   return fileURLToPath(new URL('../../workflow-bundle.js', import.meta.url));
@@ -46,14 +46,17 @@ export interface WorkerOptions {
 
 /**
  * The bundle to run: the caller's; else the one the build wrote, when running the built product
- * (a stale one cannot happen: `npm run build` writes dist/ and the bundle together); else bundle
- * from source at start-up.
+ * and it is newer than the compiled workflows (a bare `tsc` after `npm run build` would otherwise
+ * leave the worker running old workflow code); else bundle at start-up.
  */
 function chooseBundle(options: WorkerOptions): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string; interceptors: { workflowModules: string[] } } {
   if (options.workflowBundle) return { workflowBundle: options.workflowBundle };
+  const entry = workflowsPath();
   const prebuilt = prebuiltBundlePath();
-  if (workflowsPath().endsWith('.js') && existsSync(prebuilt)) return { workflowBundle: { codePath: prebuilt } };
-  return { workflowsPath: workflowsPath(), interceptors: { workflowModules: workflowInterceptorModules() } };
+  if (entry.endsWith('.js') && existsSync(prebuilt) && statSync(prebuilt).mtimeMs >= statSync(entry).mtimeMs) {
+    return { workflowBundle: { codePath: prebuilt } };
+  }
+  return { workflowsPath: entry, interceptors: { workflowModules: workflowInterceptorModules() } };
 }
 
 export async function createBackupWorker(options: WorkerOptions): Promise<Worker> {
