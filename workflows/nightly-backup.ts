@@ -13,10 +13,9 @@ import {
   type NightlyBackupInput,
   type NightlyBackupResult,
 } from './messages.js';
+import { heartbeatTimeoutSeconds } from './heartbeat-timeout.js';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 30;
-const MIN_HEARTBEAT_TIMEOUT_SECONDS = 5;
-const MAX_HEARTBEAT_TIMEOUT_SECONDS = 3600;
 
 /**
  * Long work (dump, upload) heartbeats; a worker that dies or stalls is noticed within the
@@ -37,17 +36,6 @@ function activitiesFor(heartbeatSeconds: number) {
   return { longWork, shortWork };
 }
 
-function heartbeatSecondsOf(input: NightlyBackupInput): number {
-  const seconds = input.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
-  if (!Number.isFinite(seconds) || seconds < MIN_HEARTBEAT_TIMEOUT_SECONDS || seconds > MAX_HEARTBEAT_TIMEOUT_SECONDS) {
-    throw ApplicationFailure.nonRetryable(
-      `heartbeatTimeoutSeconds: expected ${MIN_HEARTBEAT_TIMEOUT_SECONDS}-${MAX_HEARTBEAT_TIMEOUT_SECONDS} seconds, got ${JSON.stringify(input.heartbeatTimeoutSeconds)}`,
-      'InputError',
-    );
-  }
-  return seconds;
-}
-
 /**
  * NightlyBackup (S1-S20, S29): dump the database and its roles, archive the PDF files, put
  * every artifact into every configured repository (in parallel, each verified), and only then
@@ -55,7 +43,7 @@ function heartbeatSecondsOf(input: NightlyBackupInput): number {
  * failure an operator notice names the failed step before the workflow fails.
  */
 export async function NightlyBackup(input: NightlyBackupInput): Promise<NightlyBackupResult> {
-  const { longWork, shortWork } = activitiesFor(heartbeatSecondsOf(input));
+  const { longWork, shortWork } = activitiesFor(heartbeatTimeoutSeconds(input.heartbeatTimeoutSeconds, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS));
   const backupId = input.backupId ?? backupIdFor(input.kind, workflowInfo().runStartTime);
   const startedAt = Date.now();
   const progress: BackupProgress = {

@@ -37,10 +37,9 @@ import {
   type RestoreSelection,
   type RestoreStatus,
 } from './messages.js';
+import { heartbeatTimeoutSeconds } from './heartbeat-timeout.js';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 120;
-const MIN_HEARTBEAT_TIMEOUT_SECONDS = 5;
-const MAX_HEARTBEAT_TIMEOUT_SECONDS = 3600;
 
 // Long steps heartbeat; a dead worker is noticed within the heartbeat timeout (RestoreSelection.
 // heartbeatTimeoutSeconds) and the step is retried elsewhere. On cancellation the workflow waits
@@ -57,17 +56,6 @@ function activitiesFor(heartbeatSeconds: number) {
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
   });
   return { longWork, shortWork };
-}
-
-function heartbeatSecondsOf(options: RestoreSelection): number {
-  const seconds = options.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
-  if (!Number.isFinite(seconds) || seconds < MIN_HEARTBEAT_TIMEOUT_SECONDS || seconds > MAX_HEARTBEAT_TIMEOUT_SECONDS) {
-    throw ApplicationFailure.nonRetryable(
-      `heartbeatTimeoutSeconds: expected ${MIN_HEARTBEAT_TIMEOUT_SECONDS}-${MAX_HEARTBEAT_TIMEOUT_SECONDS} seconds, got ${JSON.stringify(options.heartbeatTimeoutSeconds)}`,
-      'InputError',
-    );
-  }
-  return seconds;
 }
 
 export interface PipelineOptions extends RestoreSelection {
@@ -89,7 +77,7 @@ export interface PipelineOptions extends RestoreSelection {
  * fails the workflow after the report is stored; `not-approved` and `cancelled` complete it.
  */
 export async function runRestorePipeline(options: PipelineOptions): Promise<RestoreResult> {
-  const { longWork, shortWork } = activitiesFor(heartbeatSecondsOf(options));
+  const { longWork, shortWork } = activitiesFor(heartbeatTimeoutSeconds(options.heartbeatTimeoutSeconds, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS));
   const info = workflowInfo();
   const run = { workflowId: info.workflowId, runId: info.runId };
   const startedAtMs = Date.now();
