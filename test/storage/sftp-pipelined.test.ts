@@ -22,6 +22,28 @@ function* unevenChunks(bytes: Buffer): Generator<Buffer> {
   }
 }
 
+/**
+ * The real session, with the most read and write requests it had outstanding at once counted
+ * (each call counts until its callback): what "pipelined" means, observed without timing.
+ */
+function countingInFlight(session: SFTPWrapper): { view: SFTPWrapper; peak: { read: number; write: number } } {
+  const peak = { read: 0, write: 0 };
+  const outstanding = { read: 0, write: 0 };
+  const view = Object.create(session) as SFTPWrapper;
+  for (const method of ['read', 'write'] as const) {
+    const real = session[method].bind(session) as (...args: unknown[]) => void;
+    (view as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      const callback = args.pop() as (...results: unknown[]) => void;
+      peak[method] = Math.max(peak[method], ++outstanding[method]);
+      real(...args, (...results: unknown[]) => {
+        outstanding[method]--;
+        callback(...results);
+      });
+    };
+  }
+  return { view, peak };
+}
+
 describe('pipelined SFTP reads and writes (real sshd)', () => {
   const client = new SftpClient('pipelined-test');
   let session: SFTPWrapper;
@@ -37,10 +59,14 @@ describe('pipelined SFTP reads and writes (real sshd)', () => {
   it('writes and reads back 20 MiB byte for byte, with many requests in flight', async () => {
     const content = randomBytes(20 * 1024 * 1024 + 12_345);
     const path = join(dir, 'round-trip.bin');
-    await writeFilePipelined(session, path, 0o600, Readable.from(unevenChunks(content)));
+    const { view, peak } = countingInFlight(session);
+    await writeFilePipelined(view, path, 0o600, Readable.from(unevenChunks(content)));
     expect(sha256(await readFile(path))).toBe(sha256(content));
-    const read = Buffer.concat(await readFilePipelined(session, path, content.length).toArray());
+    const read = Buffer.concat(await readFilePipelined(view, path, content.length).toArray());
     expect(sha256(read)).toBe(sha256(content));
+    // ssh2's own streams never have more than one request outstanding.
+    expect(peak.write).toBe(16);
+    expect(peak.read).toBe(16);
     // A prefix is read as asked: the verification reads exactly the expected size.
     expect(Buffer.concat(await readFilePipelined(session, path, 1000).toArray())).toEqual(content.subarray(0, 1000));
   });
