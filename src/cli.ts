@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type Config } from './config.js';
 import { BACKUP_KINDS, isBackupId } from './layout.js';
-import { createRepositories } from './runtime.js';
+import { createRepositories } from './repositories.js';
 import type { Repository } from './storage/repository.js';
 import { approveCommand } from './commands/approve.js';
 import { backupCommand } from './commands/backup.js';

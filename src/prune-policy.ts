@@ -1,5 +1,5 @@
 import type { Config, RetentionSetting } from './config.js';
-import { createRepositories } from './runtime.js';
+import { OFFSITE_COPY_REPOSITORY } from './repositories.js';
 import type { Repository } from './storage/repository.js';
 import { defaultProductionPolicy, remotePolicy, type KindRule, type RetentionPolicy } from './retention.js';
 
@@ -29,8 +29,6 @@ export interface PruneSettings {
   /** S8: Prune never deletes from `primary` a backup newer than the newest one `copy` holds. */
   offsiteCopy: { primary: string; copy: string } | undefined;
 }
-
-export const OFFSITE_COPY_REPOSITORY = 's3-copy';
 
 export function retentionPolicyOf(setting: RetentionSetting, timeZone: string): RetentionPolicy {
   return setting.kind === 'gfs' ? { ...defaultProductionPolicy, timeZone } : remotePolicy(setting.days, timeZone);
@@ -78,23 +76,14 @@ export function pruneSettings(config: Config): PruneSettings {
 
 /** The prune part of the worker's runtime: settings, and the repositories opened with S3_PRUNER_* (S15). */
 export interface PruneRuntime extends PruneSettings {
-  /** The configured repositories, in the order createRepositories makes them. */
+  /** The repositories with a retention policy: every configured one. */
   repositoryNames: readonly string[];
   /** Opens a configured repository with the pruning credentials; undefined for an unknown name. The caller closes it. */
   openRepository(name: string): Repository | undefined;
 }
 
-export function createPruneRuntime(config: Config): PruneRuntime {
+/** `openPruner` opens a configured repository with the pruning credentials (the composition root, src/runtime.ts, hands it in). */
+export function createPruneRuntime(config: Config, openPruner: (name: string) => Repository | undefined): PruneRuntime {
   const settings = pruneSettings(config);
-  const repositoryNames = Object.keys(settings.retention);
-  return {
-    ...settings,
-    repositoryNames,
-    openRepository(name: string) {
-      if (!repositoryNames.includes(name)) return undefined;
-      const repositories = createRepositories(config, 'pruner');
-      for (const [other, repository] of repositories) if (other !== name) void repository.close();
-      return repositories.get(name);
-    },
-  };
+  return { ...settings, repositoryNames: Object.keys(settings.retention), openRepository: openPruner };
 }

@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, type Config } from '../config.js';
 import { describeRule, isOwnRule, lifecycleRules, mergedRules } from '../lifecycle.js';
 import { pruneSettings } from '../prune-policy.js';
-import { createRepositories } from '../runtime.js';
+import { createRepositories } from '../repositories.js';
 import { S3Repository } from '../storage/s3.js';
 
 /**

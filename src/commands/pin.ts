@@ -6,7 +6,7 @@ import { isBackupId, manifestDirectory } from '../layout.js';
 import { desiredTier, tierTags, type Tier } from '../lifecycle.js';
 import { parseManifest, serializeManifest, type Manifest } from '../manifest.js';
 import { pruneSettings } from '../prune-policy.js';
-import { createRepositories } from '../runtime.js';
+import { createRepositories } from '../repositories.js';
 import type { Repository } from '../storage/repository.js';
 import { S3Repository } from '../storage/s3.js';
 

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { RestoreSettings } from '../../activities/restore-runtime.js';
 import type { Config } from '../config.js';
 import { decryptStream, loadPrivateKey } from '../crypto/openpgp.js';
-import { createRepositories } from '../runtime.js';
+import type { Repository } from '../storage/repository.js';
 
 /** The order a restore picks a repository in when none is named: the off-site copies first. */
 const PREFERENCE = ['s3', 'sftp', 'local'];
@@ -13,7 +13,10 @@ const PREFERENCE = ['s3', 'sftp', 'local'];
  * here, at worker start, so a wrong passphrase stops the worker with a clear message instead of
  * failing the first drill; key and passphrase never leave this process.
  */
-export async function createRestoreSettings(config: Config): Promise<RestoreSettings> {
+export async function createRestoreSettings(
+  config: Config,
+  repositories: { names: readonly string[]; openReader(name: string): Repository | undefined },
+): Promise<RestoreSettings> {
   const decryption = config.gpg?.decryption;
   const privateKey = decryption
     ? await loadPrivateKey(
@@ -23,16 +26,9 @@ export async function createRestoreSettings(config: Config): Promise<RestoreSett
           : (decryption.passphrase?.reveal() ?? ''),
       )
     : undefined;
-  // The names createRepositories gives, without opening anything yet.
-  const configured = ['local', ...(config.s3 ? ['s3'] : []), ...(config.remote ? ['sftp'] : [])];
   return {
-    openReader(name: string) {
-      if (!configured.includes(name)) return undefined;
-      const repositories = createRepositories(config, 'reader');
-      for (const [other, repository] of repositories) if (other !== name) void repository.close();
-      return repositories.get(name);
-    },
-    readerNames: PREFERENCE.filter((name) => configured.includes(name)),
+    openReader: repositories.openReader,
+    readerNames: PREFERENCE.filter((name) => repositories.names.includes(name)),
     decryption: privateKey ? { decrypt: (ciphertext: Readable) => decryptStream(ciphertext, privateKey) } : undefined,
     approvers: config.restore.approvers,
     approvalTimeoutMs: config.restore.approvalTimeoutMs,

@@ -9,7 +9,7 @@ import { backupIdFor } from '../../src/layout.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/dev/temporal-server.js';
 import { dropDatabase } from '../../src/pg/restore.js';
 import type { RestoreReport } from '../../src/restore/report.js';
-import { createRepositories } from '../../src/runtime.js';
+import { createRepositories } from '../../src/repositories.js';
 import type { Repository } from '../../src/storage/repository.js';
 import type { NightlyBackup, Prune, RestoreDrill } from '../../workflows/index.js';
 import { approveRestoreSignal, progressQuery, type NightlyBackupInput, type RestoreResult } from '../../workflows/messages.js';

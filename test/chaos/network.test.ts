@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { backupIdFor } from '../../src/layout.js';
 import { dropDatabase } from '../../src/pg/restore.js';
-import { createRepositories } from '../../src/runtime.js';
+import { createRepositories } from '../../src/repositories.js';
 import type { Repository } from '../../src/storage/repository.js';
 import { NightlyBackup } from '../../workflows/index.js';
 import { startFaultProxy, type FaultMode, type FaultProxy } from '../helpers/fault-proxy.js';

@@ -16,7 +16,7 @@ import { desiredTier, describeRule, lifecycleRules, RETAG_LEAD_DAYS, tierTags } 
 import { parseManifest } from '../../src/manifest.js';
 import { retentionPolicyOf } from '../../src/prune-policy.js';
 import { planRetention, type BackupRecord } from '../../src/retention.js';
-import { createRepositories } from '../../src/runtime.js';
+import { createRepositories } from '../../src/repositories.js';
 import type { Repository } from '../../src/storage/repository.js';
 import type { S3Repository } from '../../src/storage/s3.js';
 import { productEnv } from '../helpers/product.js';

@@ -8,7 +8,7 @@ import { artifactKey, backupIdFor, manifestKey } from '../../src/layout.js';
 import { parseManifest, serializeManifest } from '../../src/manifest.js';
 import { dropDatabase } from '../../src/pg/restore.js';
 import { databaseOwnership, ownershipMarker, scratchDatabaseName } from '../../src/restore/database.js';
-import { createRepositories } from '../../src/runtime.js';
+import { createRepositories } from '../../src/repositories.js';
 import type { Repository } from '../../src/storage/repository.js';
 import { listBackupsInUse } from '../../src/temporal/backups-in-use.js';
 import { NightlyBackup, RestoreDrill } from '../../workflows/index.js';
