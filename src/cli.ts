@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type Config } from './config.js';
 import { BACKUP_KINDS, isBackupId } from './layout.js';
@@ -16,6 +18,7 @@ import { addSchedulesCommands } from './commands/schedules.js';
 import { verifyCommand } from './commands/verify.js';
 import { workerCommand } from './commands/worker.js';
 import { describeError } from './commands/format.js';
+import { projectRoot } from './tools.js';
 
 /**
  * The operator's command line. Every command reads the same environment variables as the
@@ -25,6 +28,7 @@ import { describeError } from './commands/format.js';
 const program = new Command()
   .name('erp4-backup')
   .description('Durable, verifiable backups and restore drills of the erp4 PostgreSQL database and its PDF files')
+  .version(productVersion(), '-V, --version', 'print the version of erp4-backup')
   .showHelpAfterError();
 
 program
@@ -121,6 +125,10 @@ async function withRepository<T>(config: Config, name: string, work: (repository
   } finally {
     await Promise.all([...repositories.values()].map((r) => r.close()));
   }
+}
+
+function productVersion(): string {
+  return (JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function parseBackupIdArgument(value: string): string {

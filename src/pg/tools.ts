@@ -1,4 +1,4 @@
-import { access, constants } from 'node:fs/promises';
+import { access, constants, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool, ToolError } from '../child-process.js';
 
@@ -7,16 +7,27 @@ export type PgTool = 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql';
 export const PG_INSTALL_HINT =
   'install the PostgreSQL client tools of the server\'s major version (Debian/Ubuntu: apt-get install postgresql-client-15) or set PG_BIN_DIR';
 
+/** Where Debian and Ubuntu (and the PostgreSQL project's apt packages) install each major's tools. */
+export const DEBIAN_PG_ROOT = '/usr/lib/postgresql';
+
 /**
  * Finds a PostgreSQL client tool: PG_BIN_DIR when configured, else the Debian layout
- * /usr/lib/postgresql/<major>/bin for the server's major version (the wrapper scripts on
- * PATH may pick another version), else PATH.
+ * /usr/lib/postgresql/<major>/bin of the server's major version, else of the next newer major
+ * installed (pg_dump reads older servers; the Docker image carries 15, 16 and 17), else PATH
+ * (whose wrapper scripts may pick another version; checkPgToolVersion refuses an older one).
  */
-export async function resolvePgTool(tool: PgTool, options: { binDir?: string; serverMajor?: number }): Promise<string> {
+export async function resolvePgTool(tool: PgTool, options: { binDir?: string; serverMajor?: number; debianRoot?: string }): Promise<string> {
   if (options.binDir) return join(options.binDir, tool);
   if (options.serverMajor) {
-    const debianPath = `/usr/lib/postgresql/${options.serverMajor}/bin/${tool}`;
-    if (await isExecutable(debianPath)) return debianPath;
+    const root = options.debianRoot ?? DEBIAN_PG_ROOT;
+    const majors = (await readdir(root).catch(() => [] as string[]))
+      .filter((name) => /^\d+$/.test(name) && Number(name) >= options.serverMajor!)
+      .map(Number)
+      .sort((a, b) => a - b);
+    for (const major of majors) {
+      const candidate = join(root, String(major), 'bin', tool);
+      if (await isExecutable(candidate)) return candidate;
+    }
   }
   return tool;
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
@@ -114,10 +115,33 @@ describe('docker-compose.temporal.yml', () => {
   });
 });
 
+describe('the worker image and its volume', () => {
+  it("keeps BACKUP_DIR in a named volume that the image's user owns", () => {
+    const worker = service('worker') as Service & { volumes: string[] };
+    const backupDir = (worker.environment as Record<string, string>).BACKUP_DIR;
+    const volume = worker.volumes.find((v) => v.split(':')[1] === backupDir);
+    expect(volume, `a volume at BACKUP_DIR ${backupDir}`).toBeDefined();
+    const source = volume!.split(':')[0]!;
+    expect(source, 'a named volume, not a host directory created by root').toMatch(/^[a-z][a-z0-9-]*$/);
+    expect(Object.keys((parse(composeText) as { volumes: Record<string, unknown> }).volumes)).toContain(source);
+    const dockerfile = fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+    const user = /^USER (\S+)$/m.exec(dockerfile)?.[1];
+    expect(dockerfile).toContain(`chown ${user}:${user} ${backupDir}`);
+  });
+});
+
 describe('.env.example', () => {
   it('mentions every configuration variable', () => {
     const mentioned = new Set([...envExampleText.matchAll(/^#? ?([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1]));
     expect(CONFIG_VARIABLES.filter((variable) => !mentioned.has(variable))).toEqual([]);
+  });
+
+  it('can be sourced by a shell (systemd EnvironmentFile, `set -a; . ./.env`) with the values compose reads', () => {
+    const sourced = execFileSync('bash', ['-c', 'set -a && . ./.env.example && env -0'], { cwd: root, env: {}, encoding: 'utf8' });
+    const shellValues = Object.fromEntries(sourced.split('\0').filter(Boolean).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+    const values = parseEnv(envExampleText);
+    expect(Object.keys(values).length).toBeGreaterThan(10);
+    for (const [key, value] of Object.entries(values)) expect(shellValues[key], key).toBe(value);
   });
 
   it('holds no secret values', () => {

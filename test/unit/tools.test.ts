@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,5 +81,23 @@ describe('loadToolPaths', () => {
   it('rejects a PG_BIN_DIR without the PostgreSQL programs', async () => {
     await writeValidEnv({ PG_BIN_DIR: dir });
     expect(() => loadToolPaths(envFile)).toThrow(/PG_BIN_DIR=.* in .* has no executable postgres/);
+  });
+});
+
+describe('scripts/provision.sh --which-postgresql', () => {
+  const which = (env: Record<string, string>) =>
+    spawnSync('scripts/provision.sh', ['--which-postgresql'], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' });
+
+  it("takes the distribution's PostgreSQL major (what its postgresql metapackage depends on)", () => {
+    const distribution = /Depends: postgresql-(\d+)/.exec(spawnSync('apt-cache', ['depends', 'postgresql'], { encoding: 'utf8' }).stdout)?.[1];
+    expect(distribution, 'apt-cache knows the postgresql metapackage').toBeDefined();
+    expect(which({}).stdout.trim()).toBe(`postgresql-${distribution} /usr/lib/postgresql/${distribution}/bin`);
+  });
+
+  it('takes PG_MAJOR when set, and refuses one that is not a major version, naming it', () => {
+    expect(which({ PG_MAJOR: '16' }).stdout.trim()).toBe('postgresql-16 /usr/lib/postgresql/16/bin');
+    const refused = which({ PG_MAJOR: 'sixteen' });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain('PG_MAJOR=sixteen is not a PostgreSQL major version');
   });
 });
