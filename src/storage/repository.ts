@@ -130,11 +130,14 @@ function describeCause(cause: unknown): string {
 /**
  * What a backend throws for `error` raised during `operation` on `key`: the typed errors
  * (IntegrityError, ObjectNotFoundError, StorageError) and aborts (name `AbortError`, so callers
- * can tell a cancellation) pass unchanged; anything else is wrapped in a StorageError.
+ * can tell a cancellation) pass unchanged; anything else is wrapped in a StorageError. Whatever
+ * fails after the caller's `signal` aborted is the abort: an HTTP client reports the socket it
+ * destroyed for it (Node 24: "aborted", ECONNRESET) before anything notices the signal.
  */
-export function storageFailure(repository: string, operation: string, key: string, error: unknown): Error {
+export function storageFailure(repository: string, operation: string, key: string, error: unknown, signal?: AbortSignal): Error {
   if (error instanceof IntegrityError || error instanceof ObjectNotFoundError || error instanceof StorageError) return error;
   if (error instanceof Error && error.name === 'AbortError') return error;
+  if (signal?.aborted) return new DOMException(`${repository}: ${operation} ${JSON.stringify(key)} was aborted`, 'AbortError');
   return new StorageError(repository, operation, key, error);
 }
 

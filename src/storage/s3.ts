@@ -417,7 +417,7 @@ export class S3Repository implements Repository {
         body.destroy();
       }
     } catch (error) {
-      throw storageFailure(this.name, 'getFile', key, error);
+      throw storageFailure(this.name, 'getFile', key, error, options.signal);
     }
   }
 
@@ -439,7 +439,7 @@ export class S3Repository implements Repository {
       // The request's signal stops waiting for the response; this one stops the body too.
       return options.signal ? addAbortSignal(options.signal, body) : body;
     } catch (error) {
-      throw storageFailure(this.name, 'openRead', key, error);
+      throw storageFailure(this.name, 'openRead', key, error, options.signal);
     }
   }
 
