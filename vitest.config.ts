@@ -7,6 +7,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
+    setupFiles: ['test/helpers/worker-logs.ts'],
     pool: 'forks',
     testTimeout: 120_000,
     hookTimeout: 180_000,

@@ -51,6 +51,7 @@ missing_debian_packages() {
   command -v ssh-keygen >/dev/null || echo openssh-client
   command -v gpg >/dev/null || echo gnupg
   command -v jq >/dev/null || echo jq
+  command -v systemd-analyze >/dev/null || echo systemd
 }
 
 install_debian_packages() {

@@ -80,6 +80,8 @@
  * | DRILL_MAX_AGE | `35d` | S25: ... when the newest restore drill is older (or failed) |
  * | OFFSITE_MAX_LAG | `2h` | S8/S17: ... when S3 or REMOTE_HOST has lacked a backup the local repository holds for longer |
  * | METRICS_BIND_ADDRESS | off | `host:port` of the worker's Prometheus endpoint `/metrics` (e.g. `0.0.0.0:9464`) |
+ * | LOG_LEVEL | `INFO` | the worker's log level: TRACE, DEBUG, INFO, WARN, ERROR (Temporal's own messages included) |
+ * | LOG_FORMAT | `text` | `text` (one readable line per message) or `json` (one JSON object per line, for log shippers) |
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -284,7 +286,14 @@ export interface Config {
     readonly offsiteMaxLagMs: number;
   };
   readonly metrics: { readonly bindAddress: string | undefined };
+  /** The worker's log (src/logging.ts): Temporal's Runtime logger, the SDK's and ours. */
+  readonly log: { readonly level: LogLevelSetting; readonly format: LogFormat };
 }
+
+export const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+export type LogLevelSetting = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['text', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** A plain, printable copy of T with every Secret replaced by its redacted form. */
 export type Redacted<T> = T extends Secret
@@ -379,6 +388,8 @@ export const CONFIG_VARIABLES = [
   'DRILL_MAX_AGE',
   'OFFSITE_MAX_LAG',
   'METRICS_BIND_ADDRESS',
+  'LOG_LEVEL',
+  'LOG_FORMAT',
 ] as const;
 
 type Variable = (typeof CONFIG_VARIABLES)[number];
@@ -850,6 +861,8 @@ function envShape(backupDir: string) {
       .string()
       .refine(isTemporalAddress, invalid('host:port to serve Prometheus metrics on (e.g. 0.0.0.0:9464)'))
       .optional(),
+    LOG_LEVEL: z.enum(LOG_LEVELS, invalid(LOG_LEVELS.join(', '))).default('INFO'),
+    LOG_FORMAT: z.enum(LOG_FORMATS, invalid(LOG_FORMATS.join(' or '))).default('text'),
   } satisfies Record<Variable, z.ZodType>;
 }
 
@@ -1080,6 +1093,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     freshness: { rpoDailyMs: v.RPO_DAILY, rpoCriticalMs: v.RPO_CRITICAL, drillMaxAgeMs: v.DRILL_MAX_AGE, offsiteMaxLagMs: v.OFFSITE_MAX_LAG },
     metrics: { bindAddress: v.METRICS_BIND_ADDRESS },
+    log: { level: v.LOG_LEVEL, format: v.LOG_FORMAT },
   };
   return deepFreeze(config);
 }

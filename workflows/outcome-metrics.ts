@@ -25,9 +25,9 @@ export const METRICS = {
   backupLastSuccess: 'erp4_backup_last_success_timestamp_seconds',
   backupSize: 'erp4_backup_size_bytes',
   backupDuration: 'erp4_backup_duration_seconds',
-  backupRuns: 'erp4_backup_runs',
-  drillRuns: 'erp4_drill_runs',
-  pruneDeleted: 'erp4_prune_deleted_backups',
+  backupRuns: 'erp4_backup_runs_total',
+  drillRuns: 'erp4_drill_runs_total',
+  pruneDeleted: 'erp4_prune_deleted_backups_total',
 } as const;
 
 function kindOf(args: unknown[]): string {

@@ -1,6 +1,6 @@
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import type { Config } from '../config.js';
-import { installMetrics } from '../metrics.js';
+import { installTelemetry } from '../telemetry.js';
 import { createBackupRuntime } from '../runtime.js';
 import { createBackupWorker } from '../temporal/worker.js';
 
@@ -10,7 +10,7 @@ import { createBackupWorker } from '../temporal/worker.js';
  */
 export async function workerCommand(config: Config): Promise<void> {
   // Before the first connection: it creates Temporal's per-process Runtime.
-  if (config.metrics.bindAddress) installMetrics(config.metrics.bindAddress, config.env);
+  installTelemetry(config);
   const runtime = await createBackupRuntime(config);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
@@ -20,7 +20,7 @@ export async function workerCommand(config: Config): Promise<void> {
       taskQueue: config.temporal.taskQueue,
       runtime,
     });
-    console.log(
+    Runtime.instance().logger.info(
       `erp4-backup worker: env ${config.env}, task queue ${config.temporal.taskQueue} on ${config.temporal.address}, ` +
         `repositories ${[...runtime.repositories.keys()].join(', ')}`,
     );

@@ -1,12 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { installMetrics } from '../../src/metrics.js';
 import { Freshness, NightlyBackup } from '../../workflows/index.js';
 import { METRICS } from '../../workflows/outcome-metrics.js';
 import { freePort } from '../../src/dev/processes.js';
-import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
+import { productEnv } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
+import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process.js';
 
 /** The value of the one series of `name` whose labels include every one of `labels`. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -19,22 +20,27 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   return undefined;
 }
 
-// Temporal's Runtime (and so the Prometheus endpoint) is one per process: this file has its
-// own (vitest runs each file in its own forked process) and installs it as `worker` does.
-describe('the worker Prometheus endpoint', () => {
+// The worker as operators run it (`erp4-backup worker`, its own process and Runtime), with its
+// Prometheus endpoint and a JSON log at DEBUG level.
+describe('the worker Prometheus endpoint and log', () => {
   const s = services();
-  let product: RunningProduct;
+  let env: Record<string, string>;
+  let worker: WorkerProcess;
+  let connection: Connection;
+  let client: Client;
   let endpoint: string;
 
   beforeAll(async () => {
-    const env = await productEnv(s, 'metrics', { assets: false, env: { METRICS_BIND_ADDRESS: `127.0.0.1:${await freePort()}` } });
-    const config = loadConfig(env);
-    installMetrics(config.metrics.bindAddress!, config.env);
-    endpoint = `http://${config.metrics.bindAddress}/metrics`;
-    product = await startProduct(s, env);
+    const bindAddress = `127.0.0.1:${await freePort()}`;
+    env = await productEnv(s, 'metrics', { assets: false, env: { METRICS_BIND_ADDRESS: bindAddress, LOG_FORMAT: 'json', LOG_LEVEL: 'DEBUG' } });
+    endpoint = `http://${bindAddress}/metrics`;
+    worker = await startWorkerProcess(s, env, `metrics-worker-${process.pid}`);
+    connection = await Connection.connect({ address: s.temporal.address });
+    client = new Client({ connection, namespace: s.temporal.namespace });
   });
   afterAll(async () => {
-    await product?.close();
+    await worker?.stop();
+    await connection?.close();
   });
 
   /** Scrapes until `name` with `labels` appears: metrics leave the workflow when its last task ends. */
@@ -51,8 +57,8 @@ describe('the worker Prometheus endpoint', () => {
 
   it('shows the last-success gauge, size and duration after a daily backup, tagged with the env and kind', async () => {
     const before = Date.now() / 1000;
-    const result = await product.client.workflow.execute(NightlyBackup, {
-      taskQueue: product.config.temporal.taskQueue,
+    const result = await client.workflow.execute(NightlyBackup, {
+      taskQueue: env.TEMPORAL_TASK_QUEUE!,
       workflowId: `metrics-backup-${process.pid}`,
       args: [{ kind: 'daily' }],
     });
@@ -64,12 +70,12 @@ describe('the worker Prometheus endpoint', () => {
     expect(sample(text, METRICS.backupDuration, labels)).toBeGreaterThan(0);
     expect(sample(text, METRICS.backupRuns, { ...labels, outcome: 'completed' })).toBe(1);
     // Temporal's own SDK metrics share the endpoint.
-    expect(text).toMatch(/^temporal_workflow_completed\{[^}]*workflow_type="NightlyBackup"[^}]*\} 1$/m);
+    expect((await scrapeFor('temporal_workflow_completed', { workflow_type: 'NightlyBackup' })).value).toBe(1);
   });
 
   it("shows the watchdog's open incidents and the catalog's newest backup per repository", async () => {
-    await product.client.workflow.execute(Freshness, {
-      taskQueue: product.config.temporal.taskQueue,
+    await client.workflow.execute(Freshness, {
+      taskQueue: env.TEMPORAL_TASK_QUEUE!,
       workflowId: `metrics-freshness-${process.pid}`,
       args: [{}],
     });
@@ -77,5 +83,14 @@ describe('the worker Prometheus endpoint', () => {
     expect((await scrapeFor('erp4_freshness_open_incidents', { env: 'test' })).value).toBe(1);
     const { value } = await scrapeFor('erp4_backup_newest_timestamp_seconds', { env: 'test', kind: 'daily', repository: 'local' });
     expect(value).toBeGreaterThan(Date.now() / 1000 - 600);
+  });
+
+  it("logs one JSON object per line at LOG_LEVEL=DEBUG (LOG_FORMAT=json), Temporal's own messages included", () => {
+    const lines = readFileSync(worker.process.logPath, 'utf8').split('\n').filter((line) => line.trim() !== '');
+    const entries = lines.map((line) => JSON.parse(line) as { time: string; level: string; message: string });
+    expect(entries.length).toBeGreaterThan(3);
+    for (const entry of entries) expect(entry).toMatchObject({ time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), level: expect.stringMatching(/^(TRACE|DEBUG|INFO|WARN|ERROR)$/) });
+    expect(entries.some((e) => e.message.startsWith('erp4-backup worker:'))).toBe(true);
+    expect(entries.some((e) => e.level === 'DEBUG')).toBe(true);
   });
 });

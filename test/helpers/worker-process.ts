@@ -17,15 +17,16 @@ export interface WorkerProcess {
   stop(): Promise<void>;
 }
 
-export async function startWorkerProcess(s: Services, env: Record<string, string>, name: string): Promise<WorkerProcess> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
+/** `cli`: the built CLI to run (default: this checkout's dist/src/cli.js). */
+export async function startWorkerProcess(s: Services, env: Record<string, string>, name: string, cli = CLI): Promise<WorkerProcess> {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first (npm test does)`);
   const logPath = join(s.workDir, 'logs', `${name}.log`);
   // The log is appended to across restarts: readiness is judged on what this start wrote.
   const logStart = existsSync(logPath) ? readFileSync(logPath, 'utf8').length : 0;
   const service = await spawnService({
     name,
     command: process.execPath,
-    args: [CLI, 'worker'],
+    args: [cli, 'worker'],
     logPath,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stopSignal: 'SIGTERM',

@@ -304,6 +304,8 @@ const rows: Row[] = [
   { env: { DRILL_MAX_AGE: '5w' }, names: ['DRILL_MAX_AGE'], fragment: '"5w" is not valid' },
   { env: { OFFSITE_MAX_LAG: 'soon' }, names: ['OFFSITE_MAX_LAG'], fragment: 'expected a positive duration' },
   { env: { METRICS_BIND_ADDRESS: '9464' }, names: ['METRICS_BIND_ADDRESS'], fragment: 'expected host:port to serve Prometheus metrics' },
+  { env: { LOG_LEVEL: 'verbose' }, names: ['LOG_LEVEL'], fragment: 'expected TRACE, DEBUG, INFO, WARN, ERROR' },
+  { env: { LOG_FORMAT: 'xml' }, names: ['LOG_FORMAT'], fragment: 'expected text or json' },
 ];
 
 describe('loadConfig: one bad setting, one error naming it', () => {
@@ -385,6 +387,7 @@ describe('loadConfig: valid settings', () => {
       },
       freshness: { rpoDailyMs: 24 * 3600 * 1000, rpoCriticalMs: 6 * 3600 * 1000, drillMaxAgeMs: 35 * 24 * 3600 * 1000, offsiteMaxLagMs: 2 * 3600 * 1000 },
       metrics: {},
+      log: { level: 'INFO', format: 'text' },
       prune: { localRetention: { kind: 'days', days: 7 }, s3Retention: { kind: 'gfs' }, abandonedAfterMs: 24 * 3600 * 1000 },
     });
     expect(config.s3Copy).toBeUndefined();
@@ -471,6 +474,8 @@ describe('loadConfig: valid settings', () => {
       DRILL_MAX_AGE: '40d',
       OFFSITE_MAX_LAG: '30m',
       METRICS_BIND_ADDRESS: '0.0.0.0:9464',
+      LOG_LEVEL: 'DEBUG',
+      LOG_FORMAT: 'json',
     });
     expect(redactedConfig(config)).toEqual({
       env: 'prod',
@@ -558,6 +563,7 @@ describe('loadConfig: valid settings', () => {
       },
       freshness: { rpoDailyMs: 26 * 3600 * 1000, rpoCriticalMs: 6.5 * 3600 * 1000, drillMaxAgeMs: 40 * 24 * 3600 * 1000, offsiteMaxLagMs: 30 * 60 * 1000 },
       metrics: { bindAddress: '0.0.0.0:9464' },
+      log: { level: 'DEBUG', format: 'json' },
     });
     expect(config.db.password?.reveal()).toBe(SECRETS.DB_PASSWORD);
     expect(config.s3?.writer?.secretAccessKey.reveal()).toBe(SECRETS.S3_WRITER_SECRET_ACCESS_KEY);
