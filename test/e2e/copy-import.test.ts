@@ -7,7 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { create as createTar } from 'tar';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backupCommand } from '../../src/commands/backup.js';
+import { copyCommand } from '../../src/commands/copy.js';
+import { importCommand } from '../../src/commands/import.js';
+import { listCommand } from '../../src/commands/list.js';
+import { verifyCommand } from '../../src/commands/verify.js';
 import { readCatalog } from '../../src/catalog.js';
 import { loadConfig } from '../../src/config.js';
 import { manifestKey } from '../../src/layout.js';
@@ -45,7 +51,7 @@ describe('erp4-backup copy / import', () => {
   beforeAll(async () => {
     assetDir = await mkdtemp(join(tmpdir(), 'erp4-copy-assets-'));
     await cp(s.assetDir, assetDir, { recursive: true });
-    full = await productEnv(s, 'copyimport', { s3: true, sftp: true, env: { ASSET_DIR: assetDir, DRILL_PREAPPROVED: 'true', TIME_ZONE: 'Asia/Tokyo' } });
+    full = await productEnv(s, 'copyimport', { s3: true, sftp: true, gpg: true, env: { ASSET_DIR: assetDir, DRILL_PREAPPROVED: 'true', TIME_ZONE: 'Asia/Tokyo' } });
     localOnly = Object.fromEntries(Object.entries(full).filter(([name]) => !/^(S3_|SSE_|REMOTE_)/.test(name)));
     product = await startProduct(s, localOnly);
   });
@@ -54,10 +60,13 @@ describe('erp4-backup copy / import', () => {
     await product?.close();
   });
 
-  const backup = async (label: string) => {
-    const result = await runCli(['backup', '--kind', 'manual', '--label', label], localOnly);
-    expect(result.code, result.stdout + result.stderr).toBe(0);
-    return /backup (\d{8}T\d{6}Z-manual) complete/.exec(result.stdout)![1]!;
+  // The operator's commands run as the built CLI where the process matters (copy, import, drill);
+  // the steps around them run in this process, which keeps the file fast.
+  const backup = async (label: string) => (await backupCommand(loadConfig(localOnly), { kind: 'manual', label, pin: false, follow: true }, new PassThrough()))!.backupId;
+  const verified = async (repository: string, id: string) => {
+    const out = new PassThrough().setEncoding('utf8');
+    const ok = await verifyCommand(loadConfig(full), repo(repository), id, out);
+    return { ok, stdout: String(out.read()) };
   };
 
   it('copies a backup taken with S3 down to S3 and SFTP, verified there; a re-run copies nothing', async () => {
@@ -65,20 +74,20 @@ describe('erp4-backup copy / import', () => {
     expect((await readCatalog(repo('s3'), 'test')).backups).toEqual([]);
     const [local] = (await readCatalog(repo('local'), 'test')).backups;
 
-    for (const target of ['s3', 'sftp']) {
-      const copy = await runCli(['copy', '--from', 'local', '--to', target], full);
-      expect(copy.code, copy.stdout + copy.stderr).toBe(0);
-      expect(copy.stdout).toContain(`[1/1] copying ${id} to ${target}`);
-      expect(copy.stdout).toMatch(/ {2}db: [\d.]+ \w+ of [\d.]+ \w+ \(100%\)/);
-      expect(copy.stdout).toContain(`read back from ${target}: every artifact matches the manifest's sha256`);
-      expect(copy.stdout).toContain(`local -> ${target}: 1 copied, 0 already there, 0 conflicting, 0 failed`);
-      // Same id, same bytes: the target's manifest is the local one.
-      const [copied] = (await readCatalog(repo(target), 'test')).backups;
-      expect(copied).toEqual(local);
-      const verify = await runCli(['verify', id, '--repo', target], full);
-      expect(verify.code, verify.stdout + verify.stderr).toBe(0);
-      expect(verify.stdout).toContain(`${target}: backup ${id} verified`);
-    }
+    await Promise.all(
+      ['s3', 'sftp'].map(async (target) => {
+        const copy = await runCli(['copy', '--from', 'local', '--to', target], full);
+        expect(copy.code, copy.stdout + copy.stderr).toBe(0);
+        expect(copy.stdout).toContain(`[1/1] copying ${id} to ${target}`);
+        expect(copy.stdout).toMatch(/ {2}db: [\d.]+ \w+ of [\d.]+ \w+ \(100%\)/);
+        expect(copy.stdout).toContain(`read back from ${target}: every artifact matches the manifest's sha256`);
+        expect(copy.stdout).toContain(`local -> ${target}: 1 copied, 0 already there, 0 conflicting, 0 failed`);
+        // Same id, same bytes: the target's manifest is the local one.
+        const [copied] = (await readCatalog(repo(target), 'test')).backups;
+        expect(copied).toEqual(local);
+        expect(await verified(target, id)).toEqual({ ok: true, stdout: expect.stringContaining(`${target}: backup ${id} verified`) });
+      }),
+    );
 
     const key = manifestKey({ env: 'test', prefix: 'erp4' }, id);
     const before = await repo('s3').stat(key);
@@ -92,7 +101,7 @@ describe('erp4-backup copy / import', () => {
 
   it('finishes an interrupted copy on the next run', async () => {
     // A large file, so the copy is still moving the assets when it is killed.
-    await writeFile(join(assetDir, 'scan-archive.pdf'), randomBytes(24 * 1024 * 1024));
+    await writeFile(join(assetDir, 'scan-archive.pdf'), randomBytes(12 * 1024 * 1024));
     const id = await backup('before an interrupted copy');
     const manifest = (await readCatalog(repo('local'), 'test')).backups.find((b) => b.id === id)!;
 
@@ -118,18 +127,16 @@ describe('erp4-backup copy / import', () => {
     expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
     expect(resumed.stdout).toContain(`${id}: copied`);
     expect(resumed.stdout).toContain('local -> s3: 1 copied, 1 already there, 0 conflicting, 0 failed');
-    const verify = await runCli(['verify', id, '--repo', 's3'], full);
-    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    expect((await verified('s3', id)).ok).toBe(true);
   });
 
-  it.each([
-    ['a repository that is not configured', ['copy', '--to', 's3-copy'], () => full, /--to s3-copy: repository not configured \(configured: local, s3, sftp\)/],
-    ['S3 when this host has no S3 settings', ['copy', '--to', 's3'], () => localOnly, /--to s3: repository not configured \(configured: local\)/],
-    ['the source as the target', ['copy', '--from', 'sftp', '--to', 'sftp'], () => full, /--to sftp: the same repository as --from/],
-  ])('refuses a copy to %s, naming it', async (_what, args, env, message) => {
-    const result = await runCli(args, env());
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(message);
+  it('refuses a copy to a repository that is not configured, or to its source, naming it', async () => {
+    const result = await runCli(['copy', '--to', 's3-copy'], full);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--to s3-copy: repository not configured \(configured: local, s3, sftp\)/);
+    await expect(copyCommand(loadConfig(localOnly), { from: 'local', to: 's3' })).rejects.toThrow(/^--to s3: repository not configured \(configured: local\)$/);
+    await expect(copyCommand(loadConfig(full), { from: 'nas', to: 's3' })).rejects.toThrow(/^--from nas: repository not configured/);
+    await expect(copyCommand(loadConfig(full), { from: 'sftp', to: 'sftp' })).rejects.toThrow(/^--to sftp: the same repository as --from/);
   });
 
   describe('import', () => {
@@ -142,6 +149,8 @@ describe('erp4-backup copy / import', () => {
       legacyDir = join(full.BACKUP_DIR!, 'legacy');
       await mkdir(join(legacyDir, 'files', 'invoices'), { recursive: true });
     });
+
+    const local = () => repo('local');
 
     it('imports a real pg_dump -Fc file with its roles and files, marked not verified against its source, and a drill restores it', async () => {
       const dumpedAt = Date.now();
@@ -174,20 +183,23 @@ describe('erp4-backup copy / import', () => {
         imported: { file: 'erp4-old.dump', size: (await readFile(join(legacyDir, 'erp4-old.dump'))).length },
       });
       expect(Object.keys(manifest.artifacts).sort()).toEqual(['assets', 'db', 'globals']);
+      // Encrypted for GPG_RECIPIENT like every backup of this host.
+      expect(Object.values(manifest.artifacts).map((a) => a?.encryption)).toEqual(['openpgp', 'openpgp', 'openpgp']);
+      expect(await verified('local', id!)).toEqual({ ok: true, stdout: expect.stringContaining('imported from erp4-old.dump: matches its manifest, not verified against its source (no fingerprint)') });
 
-      const again = await runCli(['import'], env);
-      expect(again.code, again.stdout + again.stderr).toBe(0);
-      expect(again.stdout).toContain(`was imported before as backup ${id}: nothing changed`);
+      const again = new PassThrough().setEncoding('utf8');
+      expect((await importCommand(loadConfig(env), {}, again)).written).toBe(false);
+      expect(again.read()).toContain(`was imported before as backup ${id}: nothing changed`);
 
-      const list = await runCli(['list'], full);
-      expect(list.stdout).toMatch(new RegExp(`${id}\\s+manual.*imported erp4-old.dump \\[imported: not verified against its source\\]`));
+      const list = new PassThrough().setEncoding('utf8');
+      await listCommand(loadConfig(full), local(), { json: false }, list);
+      expect(list.read()).toMatch(new RegExp(`${id}\\s+manual.*imported erp4-old.dump \\[imported: not verified against its source\\]`));
 
       const drill = await runCli(['drill', '--backup', id!, '--repo', 'local'], full);
       expect(drill.code, drill.stdout + drill.stderr).toBe(0);
       expect(drill.stdout).toContain(`drill passed: backup ${id}`);
-      const local = repo('local');
-      const reportKey = (await local.list(`test/meta/drills/${id}/`)).map((o) => o.key).find((k) => k.endsWith('.json'))!;
-      const report = JSON.parse((await local.getBytes(reportKey)).toString('utf8')) as RestoreReport;
+      const reportKey = (await local().list(`test/meta/drills/${id}/`)).map((o) => o.key).find((k) => k.endsWith('.json'))!;
+      const report = JSON.parse((await local().getBytes(reportKey)).toString('utf8')) as RestoreReport;
       const client = new pg.Client(pgClientConfig(harnessDb(s)));
       await client.connect();
       const customers = (await client.query<{ n: string }>('SELECT count(*) AS n FROM customers')).rows[0]!.n;
@@ -200,32 +212,41 @@ describe('erp4-backup copy / import', () => {
       });
       expect(report.checks).toContainEqual(expect.objectContaining({ kind: 'assets', expected: '2 files, 25 bytes', actual: '2 files, 25 bytes', passed: true }));
 
-      // The imported backup goes off-site like any other.
-      const copy = await runCli(['copy', '--to', 'sftp', '--backup', id!], full);
+      // Another time for a dump whose archive time is wrong; a different dump under a taken id is refused.
+      const sink = new PassThrough();
+      const other = await importCommand(loadConfig(env), { generatedAt: new Date('2026-11-01T17:00:00Z') }, sink);
+      expect(other.manifest.id).toBe('20261101T170000Z-manual');
+      await run(join(s.postgres.binDir, 'pg_dump'), [...pgArgs(), '-Fc', '-f', join(legacyDir, 'postgres.dump'), 'postgres'], { env: pgEnv() });
+      await expect(importCommand(loadConfig({ ...full, BACKUP_FILE: 'legacy/postgres.dump' }), { generatedAt: new Date('2026-11-01T17:00:00Z') }, sink)).rejects.toThrow(
+        /^BACKUP_FILE: repository local already holds a different backup 20261101T170000Z-manual/,
+      );
+
+      // The imported backup goes off-site like any other, and on from there (a remote source is
+      // downloaded, checked against the manifest, then put).
+      const copy = await runCli(['copy', '--to', 's3', '--backup', id!], full);
       expect(copy.code, copy.stdout + copy.stderr).toBe(0);
       expect(copy.stdout).toContain(`${id}: copied`);
+      const onward = await copyCommand(loadConfig(full), { from: 's3', to: 'sftp', backup: id! }, new PassThrough());
+      expect(onward).toEqual([{ backupId: id, status: 'copied', bytes: expect.any(Number) }]);
+      expect((await readCatalog(repo('sftp'), 'test')).backups.find((b) => b.id === id)).toEqual(manifest);
+      expect((await verified('sftp', id!)).ok).toBe(true);
     });
 
-    it.each([
-      ['a plain SQL dump', 'plain.sql', async (path: string) => run(join(s.postgres.binDir, 'pg_dump'), [...pgArgs(), '-Fp', '-f', path, s.postgres.sampleDb], { env: pgEnv() }), /BACKUP_FILE: .*plain\.sql is a plain SQL script, not a pg_dump custom-format archive/],
-      ['a PDF', 'invoice.pdf', async (path: string) => writeFile(path, '%PDF-1.4 not a dump'), /BACKUP_FILE: .*invoice\.pdf is not a pg_dump custom-format archive \(pg_dump -Fc\): it does not start with the PGDMP signature/],
-      ['a truncated archive', 'truncated.dump', async (path: string) => {
-        const whole = await readFile(join(legacyDir, 'erp4-old.dump'));
-        await writeFile(path, whole.subarray(0, 600));
-      }, /BACKUP_FILE: .*truncated\.dump is (a truncated pg_dump archive|not a readable pg_dump archive: pg_restore --list failed)/],
-    ])('refuses to import %s, naming BACKUP_FILE, and writes nothing', async (_what, name, make, message) => {
-      await make(join(legacyDir, name));
-      const before = (await readCatalog(repo('local'), 'test')).backups.length;
-      const result = await runCli(['import'], { ...full, BACKUP_FILE: join('legacy', name) });
-      expect(result.code).not.toBe(0);
-      expect(result.stderr).toMatch(message);
-      expect((await readCatalog(repo('local'), 'test')).backups.length).toBe(before);
-    });
-
-    it('refuses to import without BACKUP_FILE, naming it', async () => {
-      const result = await runCli(['import'], full);
-      expect(result.code).not.toBe(0);
-      expect(result.stderr).toMatch(/BACKUP_FILE: not set/);
+    it('refuses to import a file that is not a pg_dump -Fc archive, or none, naming BACKUP_FILE, and writes nothing', async () => {
+      await run(join(s.postgres.binDir, 'pg_dump'), [...pgArgs(), '-Fp', '-f', join(legacyDir, 'plain.sql'), s.postgres.sampleDb], { env: pgEnv() });
+      await writeFile(join(legacyDir, 'invoice.pdf'), '%PDF-1.4 not a dump');
+      await writeFile(join(legacyDir, 'truncated.dump'), (await readFile(join(legacyDir, 'erp4-old.dump'))).subarray(0, 600));
+      const before = await local().list('test/');
+      const result = await runCli(['import'], { ...full, BACKUP_FILE: 'legacy/plain.sql' });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/BACKUP_FILE: .*plain\.sql is a plain SQL script, not a pg_dump custom-format archive/);
+      const importing = (file?: string) => importCommand(loadConfig(file ? { ...full, BACKUP_FILE: file } : full), {}, new PassThrough());
+      await expect(importing('legacy/invoice.pdf')).rejects.toThrow(
+        /^BACKUP_FILE: .*invoice\.pdf is not a pg_dump custom-format archive \(pg_dump -Fc\): it does not start with the PGDMP signature$/,
+      );
+      await expect(importing('legacy/truncated.dump')).rejects.toThrow(/^BACKUP_FILE: .*truncated\.dump is not a readable pg_dump archive: pg_restore --list failed/);
+      await expect(importing()).rejects.toThrow(/^BACKUP_FILE: not set/);
+      expect((await local().list('test/')).map((o) => o.key).sort()).toEqual(before.map((o) => o.key).sort());
     });
   });
 });
