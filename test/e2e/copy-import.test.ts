@@ -17,6 +17,7 @@ import { verifyCommand } from '../../src/commands/verify.js';
 import { readCatalog } from '../../src/catalog.js';
 import { loadConfig } from '../../src/config.js';
 import { manifestKey } from '../../src/layout.js';
+import { serializeManifest } from '../../src/manifest.js';
 import { pgClientConfig } from '../../src/pg/connection.js';
 import { openRepository } from '../../src/repositories.js';
 import type { RestoreReport } from '../../src/restore/report.js';
@@ -128,6 +129,17 @@ describe('erp4-backup copy / import', () => {
     expect(resumed.stdout).toContain(`${id}: copied`);
     expect(resumed.stdout).toContain('local -> s3: 1 copied, 1 already there, 0 conflicting, 0 failed');
     expect((await verified('s3', id)).ok).toBe(true);
+
+    // A different backup under the same id in the target: reported, left alone, exit 1.
+    const impostor = { ...manifest, artifacts: { ...manifest.artifacts, db: { ...manifest.artifacts.db!, sha256: 'f'.repeat(64) } } };
+    const sftp = openRepository(loadConfig(full), 'writer', 'sftp')!;
+    opened.push(sftp);
+    await sftp.putBytes(manifestKey({ env: 'test', prefix: 'erp4' }, id), serializeManifest(impostor));
+    const conflict = await runCli(['copy', '--to', 'sftp', '--backup', id], full);
+    expect(conflict.code).toBe(1);
+    expect(conflict.stdout).toContain(`${id}: CONFLICT: sftp holds a different backup under this id (db: sha256`);
+    expect(conflict.stdout).toContain('local -> sftp: 0 copied, 0 already there, 1 conflicting, 0 failed');
+    expect((await readCatalog(repo('sftp'), 'test')).backups.find((b) => b.id === id)).toEqual(impostor);
   });
 
   it('refuses a copy to a repository that is not configured, or to its source, naming it', async () => {
