@@ -15,6 +15,8 @@ import { addLifecycleCommands } from './commands/lifecycle.js';
 import { addPinCommands } from './commands/pin.js';
 import { addPruneCommand } from './commands/prune.js';
 import { addSchedulesCommands } from './commands/schedules.js';
+import { addCopyCommand } from './commands/copy.js';
+import { addImportCommand } from './commands/import.js';
 import { verifyCommand } from './commands/verify.js';
 import { workerCommand } from './commands/worker.js';
 import { describeError } from './commands/format.js';
@@ -113,6 +115,8 @@ addSchedulesCommands(program);
 addPruneCommand(program);
 addPinCommands(program);
 addLifecycleCommands(program);
+addCopyCommand(program);
+addImportCommand(program);
 
 async function withRepository<T>(config: Config, name: string, work: (repository: Repository) => Promise<T>): Promise<T> {
   const repositories = createRepositories(config, 'reader');

@@ -51,7 +51,8 @@
  * | ASSET_DIR | required with PDF_PROVIDER=local | S2: absolute, existing directory of PDF/attachment files |
  * | BACKUP_DIR | `./backups` | S19: local repository and staging root (made absolute) |
  * | BACKUP_PREFIX | `erp4` | S19: file-name prefix; `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`, no `..` |
- * | BACKUP_FILE, BACKUP_GLOBALS_FILE, BACKUP_ASSETS_FILE | - | S19: a specific backup file to upload or restore; must stay inside BACKUP_DIR, no shell metacharacters |
+ * | BACKUP_FILE | - | S19: the `pg_dump -Fc` file `erp4-backup import` brings into the local repository (a dump of the old scripts); must stay inside BACKUP_DIR, no shell metacharacters |
+ * | BACKUP_GLOBALS_FILE, BACKUP_ASSETS_FILE | - | S19: with BACKUP_FILE, its `pg_dumpall --globals-only` script and the tar of its PDF files (optional); the same rules |
  * | TEMPORAL_ADDRESS | `127.0.0.1:7233` | Temporal frontend `host:port` |
  * | TEMPORAL_NAMESPACE | `default` | Temporal namespace |
  * | TEMPORAL_TASK_QUEUE | `erp4-backup` | task queue of the worker |

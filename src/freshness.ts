@@ -165,6 +165,8 @@ function offsiteLag(local: RepositoryFacts, offsite: RepositoryFacts, maxLagMs: 
       newest_offsite: newestOffsite?.id ?? 'none',
       lag: formatAge(lag),
       max_lag: formatAge(maxLagMs),
+      // Idempotent: copies only what the off-site repository lacks, verified, manifests last.
+      remedy: `erp4-backup copy --from local --to ${offsite.name}`,
     },
   };
 }

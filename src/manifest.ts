@@ -60,6 +60,22 @@ export const manifestSchema = z.object({
    * name is a difference. `configured`: FINGERPRINT_QUERIES_FILE chose some tables and columns.
    */
   fingerprintScope: z.enum(['every-table', 'configured']),
+  /**
+   * Set only on a backup brought in by `erp4-backup import` (a dump made by the old shell
+   * scripts): nobody read the source database when it was taken, so its fingerprint is empty and
+   * nothing about it can be verified against its source; drills record the restored row counts
+   * instead. Absent on every backup NightlyBackup took.
+   */
+  imported: z
+    .object({
+      /** BACKUP_FILE's file name (not its path). */
+      file: z.string().min(1),
+      /** Size and sha256 of BACKUP_FILE as it was read (before any encryption). */
+      size: z.number().int().nonnegative(),
+      sha256: sha256Hex,
+      importedAt: z.iso.datetime(),
+    })
+    .optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 

@@ -18,7 +18,8 @@ export async function listCommand(config: Config, repository: Repository, option
     Object.values(b.artifacts).some((a) => a?.encryption === 'openpgp') ? 'openpgp' : 'none',
     b.pinned ? 'pinned' : '',
     b.schemaVersion,
-    b.label ?? '',
+    // An imported dump's fingerprint is empty: say so wherever the backup is shown.
+    [b.label, b.imported ? '[imported: not verified against its source]' : undefined].filter(Boolean).join(' '),
   ]);
   out.write(`${repository.name}: ${catalog.backups.length} complete backup(s) for env ${config.env}\n`);
   out.write(`${formatTable(['ID', 'KIND', 'GENERATED_AT', 'SIZE', 'ENCRYPTION', 'PIN', 'SCHEMA', 'LABEL'], rows)}\n`);

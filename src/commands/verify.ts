@@ -17,5 +17,6 @@ export async function verifyCommand(config: Config, repository: Repository, back
   }
   const ok = checks.every((c) => c.ok);
   out.write(`${repository.name}: backup ${manifest.id} ${ok ? 'verified' : 'FAILED verification'}\n`);
+  if (manifest.imported) out.write(`imported from ${manifest.imported.file}: matches its manifest, not verified against its source (no fingerprint)\n`);
   return ok;
 }

@@ -208,4 +208,12 @@ export class LocalRepository implements Repository {
   }
 
   async close(): Promise<void> {}
+
+  /**
+   * The file that holds `key`, for a consumer that reads it in place instead of through a copy
+   * (`copy` from this repository). Whoever reads it checks its content against the manifest.
+   */
+  fileOf(key: string): string {
+    return this.pathOf(key);
+  }
 }

@@ -21,6 +21,10 @@ import { readCatalog } from '../../src/catalog.js';
 import { manifestKey } from '../../src/layout.js';
 import { loadToolPaths } from '../../src/tools.js';
 import { S3Repository } from '../../src/storage/s3.js';
+import { copyBackups } from '../../src/copy.js';
+import { tierTags } from '../../src/lifecycle.js';
+import { LocalRepository } from '../../src/storage/local.js';
+import { writeSyntheticBackup } from '../helpers/synthetic-backups.js';
 import { createTestBucket, startS3Server, testS3Client, type S3Server } from '../helpers/s3-server.js';
 import { services } from '../helpers/services.js';
 
@@ -209,6 +213,42 @@ describe('deploy/iam policies (S15), enforced by moto', () => {
       expect(catalog.invalid).toEqual([{ key: manifest, error: expect.stringContaining('not JSON') }]);
     } finally {
       await repository.close();
+    }
+  });
+
+  it('copy: brings a backup into S3 with the write-only role and reads it back with the read-only one', async () => {
+    const s3 = (role: 'writer' | 'reader') =>
+      new S3Repository({
+        bucket: BUCKET,
+        prefix: 'erp4',
+        region: server.region,
+        endpoint: server.endpoint,
+        forcePathStyle: true,
+        credentials: keys[role],
+        sse: { kind: 'aws:kms', kmsKeyId: 'alias/erp4-backup' },
+        partSizeBytes: 5 * 1024 * 1024,
+        writeOnly: role === 'writer',
+      });
+    const layout = { env: 'prod', prefix: 'erp4' };
+    const dir = await mkdtemp(join(tmpdir(), 'iam-copy-'));
+    const source = new LocalRepository({ root: dir });
+    const [writer, reader] = [s3('writer'), s3('reader')];
+    try {
+      const backup = await writeSyntheticBackup(source, layout, { id: '20261129T170000Z-daily', kind: 'daily', generatedAt: '2026-11-29T17:00:00Z', pinned: false });
+      const outcomes = await copyBackups({
+        env: 'prod',
+        source,
+        target: { writer, reader },
+        stagingRoot: join(dir, '.staging'),
+        manifestKeyOf: (m) => manifestKey(layout, m.id),
+        // As `copy` tags them: the lifecycle tier (PutObject with tags needs s3:PutObjectTagging).
+        tagsOf: (m, object) => tierTags(m.kind, object),
+      });
+      expect(outcomes).toEqual([{ backupId: backup.id, status: 'copied', bytes: expect.any(Number) }]);
+      expect((await readCatalog(reader, 'prod')).backups).toEqual([backup]);
+    } finally {
+      await Promise.all([writer.close(), reader.close()]);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -133,6 +133,10 @@ describe('evaluateFreshness: off-site copies', () => {
     ]);
   });
 
+  it('points the alert at the copy command that brings the off-site repository up to date', () => {
+    expect(check(repo('sftp', [oldest]))[0]?.details.remedy).toBe('erp4-backup copy --from local --to sftp');
+  });
+
   it('measures the lag from the oldest missing backup, and stays quiet within OFFSITE_MAX_LAG', () => {
     const recent = repo('local', [oldest, backup('daily', 90 * 60_000)], [passedDrill]);
     expect(evaluateFreshness(facts([recent, repo('s3', [oldest])], { rpoCriticalMs: undefined }), now)).toEqual([]);

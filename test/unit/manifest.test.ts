@@ -22,6 +22,20 @@ describe('manifest', () => {
     expect(parseManifest(serializeManifest(manifest), 'm')).toEqual(manifest);
   });
 
+  it('reads an imported backup with its imported section, and a manifest without one as before', () => {
+    const imported: Manifest = {
+      ...manifest,
+      kind: 'manual',
+      fingerprint: [],
+      fingerprintScope: 'configured',
+      imported: { file: 'erp4-old.dump', size: 10, sha256: 'b'.repeat(64), importedAt: '2026-11-29T18:00:00.000Z' },
+    };
+    expect(parseManifest(serializeManifest(imported), 'm')).toEqual(imported);
+    expect(parseManifest(serializeManifest(manifest), 'm').imported).toBeUndefined();
+    const edited = serializeManifest(imported).toString('utf8').replace('b'.repeat(64), 'nope');
+    expect(() => parseManifest(edited, 'm')).toThrow('imported.sha256');
+  });
+
   it.each([
     ['a truncated file', (json: string) => json.slice(0, 40), 'not JSON'],
     ['a wrong checksum', (json: string) => json.replace('a'.repeat(64), 'xyz'), 'artifacts.db.sha256'],

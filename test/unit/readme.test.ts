@@ -12,7 +12,7 @@ describe('README', () => {
   });
 
   it('names the commands the CLI offers', () => {
-    for (const command of ['worker', 'backup', 'list', 'verify', 'drill', 'approve', 'restore', 'schedules apply', 'prune', 'pin', 'lifecycle apply']) {
+    for (const command of ['worker', 'backup', 'list', 'verify', 'drill', 'approve', 'restore', 'schedules apply', 'prune', 'pin', 'lifecycle apply', 'copy', 'import']) {
       expect(readme, command).toContain(`erp4-backup ${command}`);
     }
   });
