@@ -760,16 +760,16 @@ function pemCertificates(value: string): string | Wrong {
 
 /**
  * A PEM private key without a passphrase (libpq would prompt for one), which group and others
- * cannot read: libpq refuses such a key (0600 when owned by the user, 0640 when owned by root),
+ * cannot read: libpq refuses such a key (0600 at most; 0640 when owned by root),
  * so node-pg must not quietly accept what pg_dump then refuses.
  */
 function pemPrivateKey(value: string): string | Wrong {
   const file = existingPath(path.resolve(value), 'file');
   if (file instanceof Wrong) return file;
   const stat = fs.statSync(file);
-  const euid = process.geteuid?.();
-  if ((stat.uid === euid && (stat.mode & 0o077) !== 0) || (stat.uid === 0 && (stat.mode & 0o037) !== 0)) {
-    return new Wrong(`${file} has group or world access (mode 0${(stat.mode & 0o777).toString(8)}); chmod 600 it, as libpq demands`);
+  // libpq's own test: a root-owned key may be group-readable (a system-wide key read through a group).
+  if ((stat.mode & (stat.uid === 0 ? 0o037 : 0o077)) !== 0) {
+    return new Wrong(`${file} has group or world access (mode 0${(stat.mode & 0o777).toString(8)}); chmod 600 it (0640 at most when owned by root), as libpq demands`);
   }
   try {
     createPrivateKey(fs.readFileSync(file));
