@@ -5,11 +5,26 @@ import { explainPgToolFailure, PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, 
 import { PG_INSTALL_HINT, resolvePgTool } from '../pg/tools.js';
 import { rolesInGlobals, scriptForPlan } from './globals.js';
 
+/** `GRANT <roles> TO <grantee> [WITH ADMIN OPTION] [GRANTED BY <role>];`, as pg_dumpall writes a membership. */
+const MEMBERSHIP = /^GRANT .+ TO ((?:"(?:[^"]|"")+")|[A-Za-z_][A-Za-z0-9_$]*)(?: WITH ADMIN OPTION)?(?: GRANTED BY .+)?;$/;
+
+/** The script for the roles in `create` only: their CREATE/ALTER ROLE lines and the memberships granted to them. */
+export function scriptForMissingRoles(globalsScript: string, roles: readonly string[], create: readonly string[]): string {
+  const created = new Set(create);
+  return scriptForPlan(globalsScript, { create: [...create], change: [], skipped: roles.filter((role) => !created.has(role)) })
+    .split('\n')
+    .filter((line) => {
+      const grantee = MEMBERSHIP.exec(line)?.[1];
+      return grantee === undefined || created.has(grantee.startsWith('"') ? grantee.slice(1, -1).replace(/""/g, '"') : grantee);
+    })
+    .join('\n');
+}
+
 /**
  * DRILL_RESTORE_OWNERS=apply-roles: creates, on the drill server, the backup's roles that it
  * lacks (from the globals dump), so pg_restore can keep owners and privileges as in production.
  * Roles the drill server already has (and the role the drill connects as) are left exactly as
- * they are: a drill never changes an existing role's password or attributes. Everything runs in
+ * they are: a drill never changes an existing role's password, attributes or memberships. Everything runs in
  * one transaction (psql --single-transaction): a retry after a crash finds either every missing
  * role created or none, never half of a role. Returns the roles it created.
  */
@@ -30,8 +45,7 @@ export async function createMissingRoles(
   const roles = rolesInGlobals(globalsScript);
   const create = roles.filter((role) => role !== db.user && !existing.has(role));
   if (create.length === 0) return [];
-  const skipped = roles.filter((role) => !create.includes(role));
-  await writeFile(scriptPath, scriptForPlan(globalsScript, { create, change: [], skipped }), { mode: 0o600 });
+  await writeFile(scriptPath, scriptForMissingRoles(globalsScript, roles, create), { mode: 0o600 });
   const psql = await resolvePgTool('psql', { binDir: options.pgBinDir, serverMajor: options.serverMajor });
   try {
     await runTool(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', scriptPath], {

@@ -168,10 +168,15 @@ describe('PostgreSQL TLS for node-pg and pg_dump alike', () => {
       expect(await pgDump(db)).toContain('CREATE TABLE public.invoices_tls');
     });
 
-    it('require with DB_SSLROOTCERT verifies the chain, as libpq does: another CA fails for both', async () => {
-      const db = tlsDb('127.0.0.1', { mode: 'require', rootCertFile: otherCa.certFile });
-      await expect(nodePgSsl(db)).rejects.toMatchObject({ name: 'PgTlsError', message: expect.stringMatching(/not trusted by DB_SSLROOTCERT/) });
-      await expect(pgDump(db)).rejects.toEqual(permanentToolError(/certificate verify failed.*check DB_SSLROOTCERT/s));
+    it('prefer and require with DB_SSLROOTCERT verify the chain, as libpq does: another CA fails for both, the right one works', async () => {
+      for (const mode of ['prefer', 'require'] as const) {
+        const db = tlsDb('127.0.0.1', { mode, rootCertFile: otherCa.certFile });
+        await expect(nodePgSsl(db)).rejects.toMatchObject({ name: 'PgTlsError', message: expect.stringMatching(/not trusted by DB_SSLROOTCERT/) });
+        await expect(pgDump(db)).rejects.toEqual(permanentToolError(/certificate verify failed.*check DB_SSLROOTCERT/s));
+        const trusted = tlsDb('127.0.0.1', { mode, rootCertFile: ca.certFile });
+        expect(await nodePgSsl(trusted)).toBe(true);
+        expect(await pgDump(trusted)).toContain('CREATE TABLE public.invoices_tls');
+      }
     });
 
     it('verify-full with a wrong CA: both fail naming DB_SSLROOTCERT', async () => {

@@ -85,8 +85,11 @@ describe('RestoreDrill on a separate drill server (DRILL_DB_HOST)', () => {
       hbaLines: ['hostnossl all all 127.0.0.1/32 reject'],
     });
 
+    // The drill server already has a role of the backup, with other settings: a drill leaves it as it is.
+    await query(drillDb(), 'CREATE ROLE erp4_app LOGIN CONNECTION LIMIT 3');
+
     await createSampleDatabase(s, database);
-    await query(harnessDb(s, 'postgres'), `CREATE ROLE ${ownerRole} NOLOGIN`);
+    await query(harnessDb(s, 'postgres'), `CREATE ROLE ${ownerRole} NOLOGIN IN ROLE erp4_readonly`);
     await query(
       harnessDb(s, database),
       `CREATE SCHEMA ledger AUTHORIZATION ${ownerRole};
@@ -157,6 +160,13 @@ describe('RestoreDrill on a separate drill server (DRILL_DB_HOST)', () => {
     expect(schema?.owner).toBe(ownerRole);
     // The drill server's own superuser is left as it was: its password still logs in.
     expect(await query(drillDb(), 'SELECT 1 AS ok')).toEqual([{ ok: 1 }]);
+    // Created with its attributes and the membership granted to it; the existing erp4_app untouched.
+    expect(await query(drillDb(), `SELECT rolcanlogin, pg_has_role(rolname, 'erp4_readonly', 'MEMBER') AS reader FROM pg_roles WHERE rolname = $1`, [ownerRole])).toEqual([
+      { rolcanlogin: false, reader: true },
+    ]);
+    expect(await query(drillDb(), `SELECT rolconnlimit, pg_has_role(rolname, 'erp4_readonly', 'MEMBER') AS reader FROM pg_roles WHERE rolname = 'erp4_app'`)).toEqual([
+      { rolconnlimit: 3, reader: false },
+    ]);
     expect(await databasesLike(s, scratch)).toEqual([]);
     await dropDatabase(drillDb(), scratch);
 
