@@ -1,4 +1,5 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { WorkflowFailedError } from '@temporalio/client';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +27,7 @@ describe('RestoreDrill on a separate drill server (DRILL_DB_HOST)', () => {
   let dir: string;
   let cluster: PostgresCluster;
   let caFile: string;
+  let otherCaFile: string;
   let backup: NightlyBackupResult;
   let backupEnv: Record<string, string>;
   const products: RunningProduct[] = [];
@@ -48,10 +50,10 @@ describe('RestoreDrill on a separate drill server (DRILL_DB_HOST)', () => {
     }
   };
   /** A worker configured for drills on the drill server, whose production database is down. */
-  const startDrillWorker = async (restoreOwners: 'apply-roles' | 'skip') => {
+  const startDrillWorker = async (restoreOwners: 'apply-roles' | 'skip', overrides: Record<string, string> = {}) => {
     const product = await startProduct(s, {
       ...backupEnv,
-      TEMPORAL_TASK_QUEUE: `${backupEnv.TEMPORAL_TASK_QUEUE}-${restoreOwners}`,
+      TEMPORAL_TASK_QUEUE: `${backupEnv.TEMPORAL_TASK_QUEUE}-${restoreOwners}-${products.length}`,
       DB_PORT: String(await freePort()),
       DRILL_DB_HOST: 'localhost',
       DRILL_DB_PORT: String(cluster.port),
@@ -60,6 +62,7 @@ describe('RestoreDrill on a separate drill server (DRILL_DB_HOST)', () => {
       DRILL_DB_SSLMODE: 'verify-full',
       DRILL_DB_SSLROOTCERT: caFile,
       DRILL_RESTORE_OWNERS: restoreOwners,
+      ...overrides,
     });
     products.push(product);
     return product;
@@ -76,6 +79,7 @@ describe('RestoreDrill on a separate drill server (DRILL_DB_HOST)', () => {
     await chmod(dir, 0o755);
     const ca = await makeCa(dir, 'drill-ca');
     caFile = ca.certFile;
+    otherCaFile = (await makeCa(dir, 'other-ca')).certFile;
     const serverCert = await issueCertificate(dir, 'drill-server', { ca, commonName: 'localhost', dnsNames: ['localhost'] });
     cluster = await startPostgres({
       dir: join(dir, 'cluster'),
@@ -140,6 +144,21 @@ describe('RestoreDrill on a separate drill server (DRILL_DB_HOST)', () => {
     expect(await query(drillDb(), 'SELECT 1 FROM pg_roles WHERE rolname = $1', [ownerRole])).toEqual([]);
     expect(await databasesLike(s, scratch)).toEqual([]);
     await dropDatabase(drillDb(), scratch);
+  });
+
+  it('a drill server whose certificate DRILL_DB_SSLROOTCERT does not trust: the drill fails at once, naming it, without retries', async () => {
+    const product = await startDrillWorker('skip', { DRILL_DB_SSLROOTCERT: otherCaFile });
+    const workflowId = `drill-server-wrong-ca-${process.pid}`;
+    const failure = await drill(product, workflowId, false).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const message = ((failure as WorkflowFailedError).cause as Error).message;
+    expect(message).toMatch(/RestoreDrill failed at selecting: the certificate of PostgreSQL at DRILL_DB_HOST localhost is not trusted by DRILL_DB_SSLROOTCERT \(.*other-ca\.crt\)/);
+    // One attempt of planRestore, failed as non-retryable.
+    const { events } = await product.client.workflow.getHandle(workflowId).fetchHistory();
+    const attempts = (events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : []));
+    expect(attempts[0]).toBe(1);
+    const planFailure = (events ?? []).find((e) => e.activityTaskFailedEventAttributes)?.activityTaskFailedEventAttributes?.failure;
+    expect(planFailure?.applicationFailureInfo).toMatchObject({ type: 'PgTlsError', nonRetryable: true });
   });
 
   it("apply-roles: creates the backup's missing roles on the drill server, keeps owners and privileges, and passes again once they exist", async () => {
