@@ -103,6 +103,8 @@ class NegotiatingSocket extends Duplex {
   ) {
     super();
     this.#raw.on('error', (error) => this.destroy(error));
+    // A server that hangs up before the handshake: node-pg must see the end at once, as with a plain socket.
+    this.#raw.on('close', () => this.destroy());
   }
 
   setNoDelay(noDelay?: boolean): this {
@@ -129,9 +131,14 @@ class NegotiatingSocket extends Duplex {
     const raw = this.#raw;
     raw.connect(port, host, () => raw.write(SSL_REQUEST));
     raw.once('data', (reply: Buffer) => {
+      const p = this.#prefix;
+      // The answer is one byte; anything after it would be plaintext pretending to come over TLS (libpq refuses it too).
+      if (reply.length !== 1) {
+        this.destroy(new Error(`PostgreSQL at ${p}HOST ${host} ${p}PORT ${port} sent unexpected data in answer to the TLS request`));
+        return;
+      }
       if (reply[0] === 0x53 /* S */) return this.#startTls(host);
       if (reply[0] === 0x4e /* N */ && this.mode === 'prefer') return this.#attach(raw);
-      const p = this.#prefix;
       this.destroy(
         reply[0] === 0x4e
           ? new PgTlsError(`PostgreSQL at ${p}HOST ${host} ${p}PORT ${port} does not accept TLS, but ${p}SSLMODE is ${this.mode}: turn ssl on in the server, or lower ${p}SSLMODE`)

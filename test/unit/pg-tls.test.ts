@@ -1,3 +1,5 @@
+import net from 'node:net';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { isPermanent } from '../../activities/failures.js';
 import { pgChildEnv, pgClientConfig, type DbConnection } from '../../src/pg/connection.js';
@@ -53,5 +55,38 @@ describe('apply-roles on a drill server', () => {
       'ALTER ROLE "Ledger ""Owner""" WITH NOLOGIN;',
       'GRANT erp4_readonly TO "Ledger ""Owner""" GRANTED BY postgres;',
     ]);
+  });
+});
+
+describe("node-pg's TLS-negotiating socket against misbehaving servers", () => {
+  const withServer = async (onConnection: (socket: net.Socket) => void, run: (port: number) => Promise<void>) => {
+    const server = net.createServer(onConnection);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      await run((server.address() as net.AddressInfo).port);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  };
+  const connect = (port: number) => new pg.Client(pgClientConfig({ ...db, host: '127.0.0.1', port, tls: { mode: 'prefer' } })).connect();
+
+  it('reports a server that hangs up before answering at once, not after the connection timeout', async () => {
+    await withServer(
+      (socket) => socket.destroy(),
+      async (port) => {
+        const started = Date.now();
+        await expect(connect(port)).rejects.toThrow(/terminated unexpectedly/i);
+        expect(Date.now() - started).toBeLessThan(5_000);
+      },
+    );
+  });
+
+  it('refuses bytes sent after the one-byte answer to the TLS request', async () => {
+    await withServer(
+      (socket) => socket.once('data', () => socket.write('NZ')),
+      async (port) => {
+        await expect(connect(port)).rejects.toThrow(/DB_HOST 127\.0\.0\.1 DB_PORT \d+ sent unexpected data in answer to the TLS request/);
+      },
+    );
   });
 });
