@@ -24,6 +24,7 @@ describe('PostgreSQL TLS for node-pg and pg_dump alike', () => {
   let otherCa: KeyPair;
   let serverCert: KeyPair;
   let clientCert: KeyPair;
+  let passwordClientCert: KeyPair;
   const password = 'tls-only-pw';
 
   const tlsDb = (host: string, tls: PgTls, user = 'tls_only'): DbConnection => ({ host, port: cluster.port, user, password, database: 'tlsdb', tls });
@@ -69,19 +70,25 @@ describe('PostgreSQL TLS for node-pg and pg_dump alike', () => {
     serverCert = await issueCertificate(dir, 'server', { ca, commonName: 'localhost', dnsNames: ['localhost'] });
     const selfSigned = await issueCertificate(dir, 'self-signed', { commonName: 'localhost', dnsNames: ['localhost'] });
     clientCert = await issueCertificate(dir, 'client', { ca, commonName: 'tls_cert_user' });
-    await chmod(clientCert.keyFile, 0o600);
+    passwordClientCert = await issueCertificate(dir, 'client-pw', { ca, commonName: 'tls_cert_pw' });
+    for (const pair of [clientCert, passwordClientCert]) await chmod(pair.keyFile, 0o600);
     cluster = await startPostgres({
       dir: join(dir, 'cluster'),
       binDir: s.postgres.binDir,
       logPath: join(s.workDir, 'logs', `postgres-tls-${process.pid}.log`),
       ssl: { certFile: selfSigned.certFile, keyFile: selfSigned.keyFile, caFile: ca.certFile },
-      hbaLines: ['hostssl all tls_cert_user 127.0.0.1/32 cert', 'hostnossl all tls_only 127.0.0.1/32 reject'],
+      hbaLines: [
+        'hostssl all tls_cert_user 127.0.0.1/32 cert',
+        'hostssl all tls_cert_pw 127.0.0.1/32 scram-sha-256 clientcert=verify-full',
+        'hostnossl all tls_only 127.0.0.1/32 reject',
+      ],
     });
     const admin = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'postgres', ssl: { rejectUnauthorized: false } });
     await admin.connect();
     try {
       await admin.query(`CREATE ROLE tls_only LOGIN PASSWORD '${password}'`);
       await admin.query('CREATE ROLE tls_cert_user LOGIN');
+      await admin.query(`CREATE ROLE tls_cert_pw LOGIN PASSWORD '${password}'`);
       await admin.query('CREATE DATABASE tlsdb OWNER tls_only');
     } finally {
       await admin.end();
@@ -89,7 +96,7 @@ describe('PostgreSQL TLS for node-pg and pg_dump alike', () => {
     const owner = new pg.Client({ ...pgClientConfig(tlsDb('127.0.0.1', { mode: 'require' })) });
     await owner.connect();
     try {
-      await owner.query('CREATE TABLE invoices_tls (id int PRIMARY KEY); GRANT SELECT ON invoices_tls TO tls_cert_user');
+      await owner.query('CREATE TABLE invoices_tls (id int PRIMARY KEY); GRANT SELECT ON invoices_tls TO tls_cert_user, tls_cert_pw');
     } finally {
       await owner.end();
     }
@@ -185,14 +192,17 @@ describe('PostgreSQL TLS for node-pg and pg_dump alike', () => {
       await expect(pgDump(db)).rejects.toEqual(permanentToolError(/certificate verify failed.*check DB_SSLROOTCERT/s));
     });
 
-    it('a client certificate logs in where the server demands one; without it both fail naming DB_SSLCERT', async () => {
-      const withCert = tlsDb('localhost', { mode: 'verify-full', rootCertFile: ca.certFile, certFile: clientCert.certFile, keyFile: clientCert.keyFile }, 'tls_cert_user');
+    it.each([
+      ['pg_hba cert', 'tls_cert_user', () => clientCert],
+      ['pg_hba clientcert=verify-full with a password', 'tls_cert_pw', () => passwordClientCert],
+    ])('a client certificate logs in where the server demands one (%s); without it both fail naming DB_SSLCERT', async (_hba, user, pair) => {
+      const withCert = tlsDb('localhost', { mode: 'verify-full', rootCertFile: ca.certFile, certFile: pair().certFile, keyFile: pair().keyFile }, user);
       expect(await nodePgSsl(withCert)).toBe(true);
       expect(await pgDump(withCert)).toContain('CREATE TABLE public.invoices_tls');
 
-      const without = tlsDb('localhost', { mode: 'verify-full', rootCertFile: ca.certFile }, 'tls_cert_user');
-      await expect(nodePgSsl(without)).rejects.toMatchObject({ name: 'DatabaseAccessError', message: expect.stringMatching(/requires a valid client certificate.*check DB_SSLCERT and DB_SSLKEY/s) });
-      await expect(pgDump(without)).rejects.toEqual(permanentToolError(/requires a valid client certificate.*check DB_SSLCERT and DB_SSLKEY/s));
+      const without = tlsDb('localhost', { mode: 'verify-full', rootCertFile: ca.certFile }, user);
+      await expect(nodePgSsl(without)).rejects.toMatchObject({ name: 'DatabaseAccessError', message: expect.stringMatching(/certificate.*check DB_SSLCERT and DB_SSLKEY/s) });
+      await expect(pgDump(without)).rejects.toEqual(permanentToolError(/certificate.*check DB_SSLCERT and DB_SSLKEY/s));
     });
   });
 
