@@ -93,7 +93,7 @@ describe('RestoreDrill on a separate drill server (DRILL_DB_HOST)', () => {
     await query(drillDb(), 'CREATE ROLE erp4_app LOGIN CONNECTION LIMIT 3');
 
     await createSampleDatabase(s, database);
-    await query(harnessDb(s, 'postgres'), `CREATE ROLE ${ownerRole} NOLOGIN IN ROLE erp4_readonly`);
+    await query(harnessDb(s, 'postgres'), `CREATE ROLE ${ownerRole} NOLOGIN PASSWORD 'ledger-pw' IN ROLE erp4_readonly`);
     await query(
       harnessDb(s, database),
       `CREATE SCHEMA ledger AUTHORIZATION ${ownerRole};
@@ -183,6 +183,9 @@ describe('RestoreDrill on a separate drill server (DRILL_DB_HOST)', () => {
     expect(await query(drillDb(), `SELECT rolcanlogin, pg_has_role(rolname, 'erp4_readonly', 'MEMBER') AS reader FROM pg_roles WHERE rolname = $1`, [ownerRole])).toEqual([
       { rolcanlogin: false, reader: true },
     ]);
+    const passwordHash = (db: DbConnection) => query<{ rolpassword: string }>(db, 'SELECT rolpassword FROM pg_authid WHERE rolname = $1', [ownerRole]);
+    expect((await passwordHash(drillDb()))[0]?.rolpassword).toMatch(/^SCRAM-SHA-256\$/);
+    expect(await passwordHash(drillDb())).toEqual(await passwordHash(harnessDb(s, 'postgres')));
     expect(await query(drillDb(), `SELECT rolconnlimit, pg_has_role(rolname, 'erp4_readonly', 'MEMBER') AS reader FROM pg_roles WHERE rolname = 'erp4_app'`)).toEqual([
       { rolconnlimit: 3, reader: false },
     ]);
