@@ -6,7 +6,7 @@ import { startTool } from '../src/child-process.js';
 import { InputError } from '../src/errors.js';
 import type { BackupKind } from '../src/layout.js';
 import type { FingerprintEntry } from '../src/manifest.js';
-import { connectDatabase, PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
+import { connectDatabase, explainPgToolFailure, PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
 import { computeFingerprint, listUserTables, qualifiedName, resolveTables, type FingerprintTable, type TableRef } from '../src/pg/fingerprint.js';
 import { checkPgToolVersion, PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
@@ -95,7 +95,9 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
       const schemaVersion = await readSchemaVersion(client, settings.schemaVersionQuery);
       return { fingerprint, schemaVersion };
     })();
-    const [file, { fingerprint, schemaVersion }] = await withHeartbeat('db', Promise.all([staged, fingerprintWork]));
+    const [file, { fingerprint, schemaVersion }] = await withHeartbeat('db', Promise.all([staged, fingerprintWork])).catch((error: unknown) => {
+      throw explainPgToolFailure(error, settings.db.settingPrefix);
+    });
     await client.query('COMMIT');
     return {
       file,

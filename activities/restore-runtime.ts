@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { BackupKind } from '../src/layout.js';
+import type { DbConnection } from '../src/pg/connection.js';
 import type { Approver } from '../src/restore/approval.js';
 import type { NamedQuery } from '../src/restore/checks-file.js';
 import type { Repository } from '../src/storage/repository.js';
@@ -26,6 +27,12 @@ export interface RestoreSettings {
   targetDatabase: string;
   /** RESTORE_ASSET_DIR: where a production Restore puts the PDF files (default ASSET_DIR). */
   targetAssetDir?: string;
+  /**
+   * DRILL_DB_*: the separate PostgreSQL drills restore into (its `postgres` database for
+   * administration); undefined: drills use the production cluster. DRILL_RESTORE_OWNERS says
+   * whether a drill there creates the backup's roles and keeps owners, or restores without them.
+   */
+  drillServer?: { db: DbConnection; restoreOwners: 'apply-roles' | 'skip' };
   checks: {
     latestDataQuery?: string;
     sqlChecks: readonly NamedQuery[];

@@ -6,13 +6,14 @@ import { findBackup } from '../src/catalog.js';
 import { InputError } from '../src/errors.js';
 import { ARTIFACT_NAMES, BACKUP_KINDS, isBackupId, manifestKey, type ArtifactName, type BackupKind } from '../src/layout.js';
 import { parseManifest, type Manifest } from '../src/manifest.js';
-import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig } from '../src/pg/connection.js';
+import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
 import { restoreDump } from '../src/pg/restore.js';
 import { PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { runTool } from '../src/child-process.js';
 import { approverListProblem, type Approver } from '../src/restore/approval.js';
 import { batchResumeCheck, fingerprintChecks, latestDataCheck, smokeChecks, sqlChecks } from '../src/restore/checks.js';
 import { createOwnedDatabase, databaseOwnership, dropOwnedDatabase, foreignDatabaseError, ownershipMarker, scratchDatabaseName } from '../src/restore/database.js';
+import { createMissingRoles } from '../src/restore/drill-roles.js';
 import { planGlobals, rolesInGlobals, scriptForPlan } from '../src/restore/globals.js';
 import { renderMarkdown, reportKey, type BackupSummary, type CheckResult, type GlobalsPlan, type RestoreMode, type RestoreReport } from '../src/restore/report.js';
 import type { Digest } from '../src/storage/hash.js';
@@ -106,6 +107,11 @@ export function createRestoreActivities(runtime: BackupRuntime) {
     if (scratch === runtime.db.database) throw new InputError(`the scratch database name ${scratch} is DB_NAME: a drill never restores into DB_NAME`);
     return scratch;
   };
+  /**
+   * The server a run restores into: a drill goes to DRILL_DB_HOST when configured (production is
+   * then never connected to by a drill), everything else to the production cluster.
+   */
+  const serverFor = (mode: RestoreMode): DbConnection => (mode === 'drill' && settings.drillServer ? settings.drillServer.db : runtime.db);
   const decryptor = (backupId: string) => {
     if (!settings.decryption) {
       throw new InputError(`backup ${backupId} is OpenPGP-encrypted, but GPG_PRIVATE_KEY_FILE is not set on this worker`);
@@ -139,7 +145,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       if (!backup.artifacts.db) throw new InputError(`backup ${backup.id} has no db artifact to restore`);
 
       const database = databaseFor(input.mode, { workflowId: input.workflowId, backup });
-      if ((await databaseOwnership(runtime.db, database, ownershipMarker(input.workflowId))) === 'foreign') {
+      if ((await databaseOwnership(serverFor(input.mode), database, ownershipMarker(input.workflowId))) === 'foreign') {
         const refusal = foreignDatabaseError(database);
         throw input.mode === 'drill' ? refusal : new InputError(`RESTORE_TARGET_DB: ${refusal.message}, or set RESTORE_TARGET_DB to a new name`);
       }
@@ -240,10 +246,24 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       const { cancellationSignal: signal } = Context.current();
       const database = databaseFor(input.mode, input);
       const dump = await ensurePlain(input, 'db', signal);
-      await createOwnedDatabase(runtime.db, database, ownershipMarker(input.workflowId));
+      const server = serverFor(input.mode);
+      const major = await serverMajor(server);
+      // A drill on the drill server: its owners follow DRILL_RESTORE_OWNERS, whatever the workflow asked.
+      const drillServer = input.mode === 'drill' ? settings.drillServer : undefined;
+      let owners = { keepOwners: input.keepOwners, noPrivileges: false };
+      if (drillServer?.restoreOwners === 'apply-roles') {
+        const globals = await ensurePlain(input, 'globals', signal);
+        const script = join(runDirectory(input), 'drill-roles.sql');
+        const created = await createMissingRoles(server, await readFile(globals, 'utf8'), script, { pgBinDir: runtime.pgBinDir, serverMajor: major, signal });
+        Context.current().log.info('drill server: created the backup\'s missing roles', { roles: created.join(',') || '-' });
+        owners = { keepOwners: true, noPrivileges: false };
+      } else if (drillServer?.restoreOwners === 'skip') {
+        owners = { keepOwners: false, noPrivileges: true };
+      }
+      await createOwnedDatabase(server, database, ownershipMarker(input.workflowId));
       await withHeartbeat(
         'pg_restore',
-        restoreDump(runtime.db, database, dump, { pgBinDir: runtime.pgBinDir, serverMajor: await serverMajor(), keepOwners: input.keepOwners, signal }),
+        restoreDump(server, database, dump, { pgBinDir: runtime.pgBinDir, serverMajor: major, ...owners, signal }),
       );
     },
 
@@ -266,7 +286,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
         const actual = input.files ? `${input.files.fileCount} files, ${input.files.bytes} bytes` : 'not restored';
         results.push({ kind: 'assets', name: 'PDF files restored', expected, actual, passed: expected === actual });
       }
-      const client = new pg.Client(pgClientConfig(runtime.db, databaseFor(input.mode, input)));
+      const client = new pg.Client(pgClientConfig(serverFor(input.mode), databaseFor(input.mode, input)));
       await client.connect();
       try {
         await withHeartbeat(
@@ -311,7 +331,9 @@ export function createRestoreActivities(runtime: BackupRuntime) {
      * files unless kept. Returns whether a database was dropped.
      */
     async cleanUpRestore(input: RunRef & { mode: RestoreMode; backup: BackupSummary; dropDatabase: boolean; keepFiles: boolean }): Promise<{ databaseDropped: boolean }> {
-      const databaseDropped = input.dropDatabase ? await dropOwnedDatabase(runtime.db, databaseFor(input.mode, input), ownershipMarker(input.workflowId)) : false;
+      const databaseDropped = input.dropDatabase
+        ? await dropOwnedDatabase(serverFor(input.mode), databaseFor(input.mode, input), ownershipMarker(input.workflowId))
+        : false;
       if (input.mode === 'restore' && settings.targetAssetDir) await rm(unpackingDir(settings.targetAssetDir, input.runId), { recursive: true, force: true });
       if (!input.keepFiles) await rm(runDirectory(input), { recursive: true, force: true });
       return { databaseDropped };
@@ -322,8 +344,8 @@ export function createRestoreActivities(runtime: BackupRuntime) {
     },
   };
 
-  async function serverMajor(): Promise<number> {
-    const client = new pg.Client(pgClientConfig(runtime.db, 'postgres'));
+  async function serverMajor(server: DbConnection = runtime.db): Promise<number> {
+    const client = new pg.Client(pgClientConfig(server, 'postgres'));
     await client.connect();
     try {
       const row = (await client.query<{ num: string }>(`SELECT current_setting('server_version_num') AS num`)).rows[0]!;

@@ -16,6 +16,9 @@
  * | DB_PASSWORD | - | S20, secret: handed to pg tools as PGPASSWORD, never in argv |
  * | DB_NAME | required | S20: database to back up, taken verbatim (quotes and spaces allowed; at most 63 bytes) |
  * | PG_BIN_DIR | PATH | directory holding pg_dump, pg_dumpall, pg_restore, psql |
+ * | DB_SSLMODE | `prefer` | libpq's sslmode for node-pg and every pg tool alike: `disable`, `allow` (runs as disable), `prefer`, `require`, `verify-ca`, `verify-full` (src/pg/tls.ts) |
+ * | DB_SSLROOTCERT | - | PEM file of the CA(s) the server's certificate must chain to; required by verify-ca and verify-full, and verifies the chain under prefer/require too (libpq's rule) |
+ * | DB_SSLCERT, DB_SSLKEY | - | PEM client certificate and its unencrypted private key (both or neither); the key must not be readable by group or others (libpq's rule: 0600, or 0640 owned by root) |
  * | S3_BUCKET | - | S10: enables the S3 repository; S3 bucket-name rules |
  * | S3_PREFIX | `erp4` | S10/S14: key prefix; `/`-separated `[A-Za-z0-9._-]` segments, no `..` |
  * | S3_REGION | `ap-northeast-1` | S10 |
@@ -71,6 +74,12 @@
  * | DRILL_CHECKS_FILE | - | S26: SQL file of named checks: `-- name: <name>` blocks, each returning one row with `expected` and `actual` |
  * | DRILL_SMOKE_URLS | none | S21/S25: comma list of http(s) URLs (`/health`, main APIs) that must answer 2xx while the drill's database is up |
  * | DRILL_BATCH_RESUME_QUERY | - | S27: SQL returning one row per batch job with columns `job` and `resumable` (boolean) |
+ * | DRILL_DB_HOST | - | S25: a separate PostgreSQL for drills (host name or IP address); production is then never touched by a drill |
+ * | DRILL_DB_PORT | `5432` | with DRILL_DB_HOST: 1-65535 |
+ * | DRILL_DB_USER | `postgres` | with DRILL_DB_HOST: a role that may create databases (and roles, for apply-roles) |
+ * | DRILL_DB_PASSWORD | - | with DRILL_DB_HOST, secret; DB_PASSWORD is never sent to the drill server |
+ * | DRILL_DB_SSLMODE, DRILL_DB_SSLROOTCERT, DRILL_DB_SSLCERT, DRILL_DB_SSLKEY | `prefer`, - | with DRILL_DB_HOST: as DB_SSL*, for the drill server; never inherited from the DB_SSL* ones |
+ * | DRILL_RESTORE_OWNERS | `apply-roles` | with DRILL_DB_HOST: `apply-roles` creates the backup's roles (globals dump) on the drill server and restores owners; `skip` restores without owners and privileges |
  * | SCHEDULE_DAILY | `02:00` | S29: time of the daily backup in TIME_ZONE, `HH:MM` |
  * | SCHEDULE_CRITICAL | `05:00` | S9: one of the four backups of CRITICAL_TABLES a day, 6 h apart, `HH:MM` |
  * | SCHEDULE_WEEKLY_FULL | `sun 03:00` | S6: day of the week and time of the weekly full backup of CRITICAL_TABLES |
@@ -84,7 +93,7 @@
  * | LOG_LEVEL | `INFO` | the worker's log level: TRACE, DEBUG, INFO, WARN, ERROR (Temporal's own messages included) |
  * | LOG_FORMAT | `text` | `text` (one readable line per message) or `json` (one JSON object per line, for log shippers) |
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -92,6 +101,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { z } from 'zod';
 import { parseFingerprintSpec, type FingerprintTable } from './pg/fingerprint.js';
+import { DEFAULT_SSL_MODE, SSL_MODES, type PgTls, type SslMode } from './pg/tls.js';
 import { parseChecksFile, type NamedQuery } from './restore/checks-file.js';
 import {
   parseMonthlyTime,
@@ -174,6 +184,8 @@ export interface Config {
     /** Verbatim; pass it as PGDATABASE: pg_dump reads a `-d` value containing `=` as a conninfo string. */
     readonly database: string;
     readonly pgBinDir: string | undefined;
+    /** DB_SSLMODE, DB_SSLROOTCERT, DB_SSLCERT, DB_SSLKEY. */
+    readonly tls: PgTls;
   };
   readonly s3:
     | {
@@ -269,6 +281,8 @@ export interface Config {
     readonly checks: { readonly file: string; readonly queries: readonly NamedQuery[] } | undefined;
     readonly smokeUrls: readonly string[];
     readonly batchResumeQuery: string | undefined;
+    /** DRILL_DB_*: the separate PostgreSQL drills restore into; undefined: the production cluster. */
+    readonly server: DrillServer | undefined;
   };
   readonly notify: { readonly webhookUrl: Secret | undefined };
   /** Wall-clock times in timeZone (src/temporal/schedules.ts turns them into Temporal Schedules). */
@@ -287,7 +301,7 @@ export interface Config {
     readonly offsiteMaxLagMs: number;
   };
   readonly metrics: { readonly bindAddress: string | undefined };
-  /** The worker's log (src/logging.ts): Temporal's Runtime logger, the SDK's and ours. */
+  /** The worker's log (src/telemetry.ts): Temporal's Runtime logger, the SDK's and ours. */
   readonly log: { readonly level: LogLevelSetting; readonly format: LogFormat };
 }
 
@@ -295,6 +309,15 @@ export const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
 export type LogLevelSetting = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
+export interface DrillServer {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: Secret | undefined;
+  readonly tls: PgTls;
+  /** DRILL_RESTORE_OWNERS: create the backup's roles and keep owners, or restore without owners and privileges. */
+  readonly restoreOwners: 'apply-roles' | 'skip';
+}
 
 /** A plain, printable copy of T with every Secret replaced by its redacted form. */
 export type Redacted<T> = T extends Secret
@@ -318,6 +341,10 @@ export const CONFIG_VARIABLES = [
   'DB_PASSWORD',
   'DB_NAME',
   'PG_BIN_DIR',
+  'DB_SSLMODE',
+  'DB_SSLROOTCERT',
+  'DB_SSLCERT',
+  'DB_SSLKEY',
   'S3_BUCKET',
   'S3_PREFIX',
   'S3_REGION',
@@ -379,6 +406,15 @@ export const CONFIG_VARIABLES = [
   'DRILL_CHECKS_FILE',
   'DRILL_SMOKE_URLS',
   'DRILL_BATCH_RESUME_QUERY',
+  'DRILL_DB_HOST',
+  'DRILL_DB_PORT',
+  'DRILL_DB_USER',
+  'DRILL_DB_PASSWORD',
+  'DRILL_DB_SSLMODE',
+  'DRILL_DB_SSLROOTCERT',
+  'DRILL_DB_SSLCERT',
+  'DRILL_DB_SSLKEY',
+  'DRILL_RESTORE_OWNERS',
   'SCHEDULE_DAILY',
   'SCHEDULE_CRITICAL',
   'SCHEDULE_WEEKLY_FULL',
@@ -713,6 +749,83 @@ const PGP_PUBLIC_KEY = { pattern: /-----BEGIN PGP PUBLIC KEY BLOCK-----/, what: 
 const PGP_PRIVATE_KEY = { pattern: /-----BEGIN PGP PRIVATE KEY BLOCK-----/, what: 'an ASCII-armoured private key (-----BEGIN PGP PRIVATE KEY BLOCK-----)' };
 const SSH_PRIVATE_KEY = { pattern: /-----BEGIN (?:OPENSSH |RSA |EC |DSA )?PRIVATE KEY-----/, what: 'a private key (-----BEGIN OPENSSH PRIVATE KEY-----)' };
 
+// PostgreSQL TLS files (DB_SSL*, DRILL_DB_SSL*): parsed now, so a wrong file stops the worker at start.
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** A PEM file of one or more certificates, each of which parses. */
+function pemCertificates(value: string): string | Wrong {
+  const file = existingPath(path.resolve(value), 'file');
+  if (file instanceof Wrong) return file;
+  const blocks = fs.readFileSync(file, 'utf8').match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) return new Wrong(`${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      return new Wrong(`${file} holds a certificate that does not parse: ${(error as Error).message}`);
+    }
+  }
+  return file;
+}
+
+/**
+ * A PEM private key without a passphrase (libpq would prompt for one), which group and others
+ * cannot read: libpq refuses such a key (0600 at most; 0640 when owned by root),
+ * so node-pg must not quietly accept what pg_dump then refuses.
+ */
+function pemPrivateKey(value: string): string | Wrong {
+  const file = existingPath(path.resolve(value), 'file');
+  if (file instanceof Wrong) return file;
+  const stat = fs.statSync(file);
+  // libpq's own test: a root-owned key may be group-readable (a system-wide key read through a group).
+  if ((stat.mode & (stat.uid === 0 ? 0o037 : 0o077)) !== 0) {
+    return new Wrong(`${file} has group or world access (mode 0${(stat.mode & 0o777).toString(8)}); chmod 600 it (0640 at most when owned by root), as libpq demands`);
+  }
+  try {
+    createPrivateKey(fs.readFileSync(file));
+  } catch (error) {
+    return new Wrong(`${file} holds no unencrypted PEM private key (${(error as Error).message})`);
+  }
+  return file;
+}
+
+const SSL_MODE_EXPECTED = `one of libpq's sslmode values: ${SSL_MODES.join(', ')}`;
+
+const sslMode = () => z.enum(SSL_MODES, invalid(SSL_MODE_EXPECTED)).default(DEFAULT_SSL_MODE);
+const sslRootCert = () => parsed("a PEM file of the CA certificate(s) that signed the server's certificate", pemCertificates).optional();
+const sslCert = () => parsed('a PEM file of the client certificate', pemCertificates).optional();
+const sslKey = () => parsed("a PEM file of the client certificate's private key, without a passphrase, mode 0600", pemPrivateKey).optional();
+
+/** Both or neither of the client pair, a root certificate for the verifying modes, and a key that belongs to the certificate. */
+function tlsIssues(raw: RawEnv, prefix: 'DB_' | 'DRILL_DB_'): ConfigIssue[] {
+  const name = (suffix: string) => `${prefix}${suffix}` as Variable;
+  const issues: ConfigIssue[] = [];
+  const [mode, rootCert, cert, key] = [raw[name('SSLMODE')], raw[name('SSLROOTCERT')], raw[name('SSLCERT')], raw[name('SSLKEY')]];
+  if (cert !== undefined && key === undefined) {
+    issues.push({ variable: name('SSLKEY'), message: `not set, but ${name('SSLCERT')} is; expected the private key of that certificate (both or neither)` });
+  }
+  if (key !== undefined && cert === undefined) {
+    issues.push({ variable: name('SSLCERT'), message: `not set, but ${name('SSLKEY')} is; expected the certificate of that key (both or neither)` });
+  }
+  if ((mode === 'verify-ca' || mode === 'verify-full') && rootCert === undefined) {
+    issues.push({ variable: name('SSLROOTCERT'), message: `not set, but ${name('SSLMODE')} is ${mode}; expected the PEM file of the CA that signed the server's certificate` });
+  }
+  if (cert !== undefined && key !== undefined && !(pemCertificates(cert) instanceof Wrong) && !(pemPrivateKey(key) instanceof Wrong)) {
+    const certificate = new X509Certificate(fs.readFileSync(path.resolve(cert), 'utf8').match(PEM_CERTIFICATE)![0]!);
+    if (!certificate.checkPrivateKey(createPrivateKey(fs.readFileSync(path.resolve(key))))) {
+      issues.push({ variable: name('SSLKEY'), message: `is not the private key of the certificate in ${name('SSLCERT')}; expected the key that belongs to it` });
+    }
+  }
+  return issues;
+}
+
+const tlsSetting = (mode: SslMode, rootCertFile: string | undefined, certFile: string | undefined, keyFile: string | undefined): PgTls => ({
+  mode,
+  ...(rootCertFile !== undefined ? { rootCertFile } : {}),
+  ...(certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : {}),
+});
+
 /** One schema per variable; `backupDir` (BACKUP_DIR, resolved) is where BACKUP_*_FILE must stay. */
 function envShape(backupDir: string) {
   const backupFile = () => parsed(BACKUP_PATH_EXPECTED, (value) => insideBackupDir(value, backupDir));
@@ -731,6 +844,10 @@ function envShape(backupDir: string) {
     DB_PASSWORD: z.string().transform((value) => new Secret(value)).optional(),
     DB_NAME: parsed('the name of the database to back up (S20), at most 63 bytes', postgresName),
     PG_BIN_DIR: parsed('the directory holding pg_dump, pg_dumpall, pg_restore and psql (e.g. /usr/lib/postgresql/15/bin)', pgBinDir).optional(),
+    DB_SSLMODE: sslMode(),
+    DB_SSLROOTCERT: sslRootCert(),
+    DB_SSLCERT: sslCert(),
+    DB_SSLKEY: sslKey(),
 
     S3_BUCKET: z
       .string()
@@ -838,6 +955,15 @@ function envShape(backupDir: string) {
     DRILL_CHECKS_FILE: parsed('a readable SQL file of "-- name: <name>" blocks, each a query returning one row with columns expected and actual', checksFile).optional(),
     DRILL_SMOKE_URLS: urlList('http(s) URLs separated by commas (e.g. http://drill-app:3000/health)').default(() => []),
     DRILL_BATCH_RESUME_QUERY: z.string().regex(/\S/, invalid('an SQL query returning one row per batch job with columns job and resumable')).optional(),
+    DRILL_DB_HOST: z.string().refine(isHost, invalid('the host name or IP address of the PostgreSQL drills restore into')).optional(),
+    DRILL_DB_PORT: tcpPort().default(5432),
+    DRILL_DB_USER: parsed('a PostgreSQL role name of at most 63 bytes', postgresName).default('postgres'),
+    DRILL_DB_PASSWORD: z.string().transform((value) => new Secret(value)).optional(),
+    DRILL_DB_SSLMODE: sslMode(),
+    DRILL_DB_SSLROOTCERT: sslRootCert(),
+    DRILL_DB_SSLCERT: sslCert(),
+    DRILL_DB_SSLKEY: sslKey(),
+    DRILL_RESTORE_OWNERS: z.enum(['apply-roles', 'skip'], invalid('apply-roles (create the backup\'s roles on the drill server, keep owners) or skip (no owners, no privileges)')).default('apply-roles'),
     SCHEDULE_DAILY: parsed('a time HH:MM in TIME_ZONE (e.g. 02:00)', wrongIfText(parseTimeOfDay)).default({ hour: 2, minute: 0 }),
     SCHEDULE_CRITICAL: parsed('a time HH:MM in TIME_ZONE; the other three runs follow 6 h apart (e.g. 05:00)', wrongIfText(parseTimeOfDay)).default({
       hour: 5,
@@ -897,6 +1023,7 @@ const ONLY_WITH: readonly [Variable, Variable][] = [
   ...onlyWith('REMOTE_HOST', ['REMOTE_PORT', 'REMOTE_USER', 'REMOTE_DIR', 'REMOTE_SSH_KEY', 'REMOTE_HOST_KEY', 'REMOTE_KEEP_DAYS']),
   ...onlyWith('GPG_RECIPIENT', ['GPG_PUBLIC_KEY_FILE']),
   ...onlyWith('GPG_PRIVATE_KEY_FILE', ['GPG_PASSPHRASE_FILE', 'GPG_PASSPHRASE']),
+  ...onlyWith('DRILL_DB_HOST', ['DRILL_DB_PORT', 'DRILL_DB_USER', 'DRILL_DB_PASSWORD', 'DRILL_DB_SSLMODE', 'DRILL_DB_SSLROOTCERT', 'DRILL_DB_SSLCERT', 'DRILL_DB_SSLKEY', 'DRILL_RESTORE_OWNERS']),
 ];
 
 function currentOsUser(env: NodeJS.ProcessEnv): string | undefined {
@@ -960,6 +1087,10 @@ function crossVariableIssues(raw: RawEnv, env: NodeJS.ProcessEnv): ConfigIssue[]
   if (raw.PDF_PROVIDER !== 'local' && isSet('ASSET_DIR')) {
     issues.push({ variable: 'ASSET_DIR', message: 'set, but PDF_PROVIDER is not local; expected PDF_PROVIDER=local as well, or ASSET_DIR unset' });
   }
+  issues.push(...tlsIssues(raw, 'DB_'), ...tlsIssues(raw, 'DRILL_DB_'));
+  if (isSet('DRILL_DB_HOST') && raw.DRILL_DB_HOST === (raw.DB_HOST ?? 'localhost') && (raw.DRILL_DB_PORT ?? '5432') === (raw.DB_PORT ?? '5432')) {
+    issues.push({ variable: 'DRILL_DB_HOST', message: 'names the production server (DB_HOST, DB_PORT); expected a separate PostgreSQL for drills, or DRILL_DB_HOST unset to drill on the production cluster' });
+  }
   if (isSet('REMOTE_HOST') && !isSet('REMOTE_USER') && currentOsUser(env) === undefined) {
     issues.push({ variable: 'REMOTE_USER', message: 'not set and the current OS user is unknown; expected the login name on REMOTE_HOST' });
   }
@@ -998,7 +1129,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const config: Config = {
     env: v.BACKUP_ENV,
     timeZone: v.TIME_ZONE,
-    db: { host: v.DB_HOST, port: v.DB_PORT, user: v.DB_USER, password: v.DB_PASSWORD, database: v.DB_NAME, pgBinDir: v.PG_BIN_DIR },
+    db: {
+      host: v.DB_HOST,
+      port: v.DB_PORT,
+      user: v.DB_USER,
+      password: v.DB_PASSWORD,
+      database: v.DB_NAME,
+      pgBinDir: v.PG_BIN_DIR,
+      tls: tlsSetting(v.DB_SSLMODE, v.DB_SSLROOTCERT, v.DB_SSLCERT, v.DB_SSLKEY),
+    },
     s3:
       v.S3_BUCKET === undefined
         ? undefined
@@ -1083,6 +1222,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       checks: v.DRILL_CHECKS_FILE,
       smokeUrls: v.DRILL_SMOKE_URLS,
       batchResumeQuery: v.DRILL_BATCH_RESUME_QUERY,
+      server:
+        v.DRILL_DB_HOST === undefined
+          ? undefined
+          : {
+              host: v.DRILL_DB_HOST,
+              port: v.DRILL_DB_PORT,
+              user: v.DRILL_DB_USER,
+              password: v.DRILL_DB_PASSWORD,
+              tls: tlsSetting(v.DRILL_DB_SSLMODE, v.DRILL_DB_SSLROOTCERT, v.DRILL_DB_SSLCERT, v.DRILL_DB_SSLKEY),
+              restoreOwners: v.DRILL_RESTORE_OWNERS,
+            },
     },
     notify: { webhookUrl: v.NOTIFY_WEBHOOK_URL },
     schedules: {

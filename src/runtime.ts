@@ -25,6 +25,7 @@ export async function createBackupRuntime(config: Config): Promise<BackupRuntime
       user: config.db.user,
       password: config.db.password?.reveal(),
       database: config.db.database,
+      tls: config.db.tls,
     },
     pgBinDir: config.db.pgBinDir,
     stagingRoot: join(config.local.backupDir, '.staging'),

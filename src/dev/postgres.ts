@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { projectRoot } from '../tools.js';
@@ -30,6 +30,10 @@ export interface StartPostgresOptions {
   logPath: string;
   /** Defaults to a free port. */
   port?: number;
+  /** ssl=on with this certificate and key; `caFile` (ssl_ca_file) lets pg_hba demand client certificates. */
+  ssl?: { certFile: string; keyFile: string; caFile?: string };
+  /** pg_hba.conf lines placed before initdb's own (the first matching line wins). */
+  hbaLines?: readonly string[];
 }
 
 interface OsUser {
@@ -82,6 +86,24 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
   } finally {
     await rm(passwordFile, { force: true });
   }
+  const sslArgs: string[] = [];
+  if (options.ssl) {
+    // The server refuses a key others can read: copies owned by the server's OS user, mode 0600.
+    const files = { ssl_cert_file: options.ssl.certFile, ssl_key_file: options.ssl.keyFile, ssl_ca_file: options.ssl.caFile };
+    sslArgs.push('-c', 'ssl=on');
+    for (const [setting, source] of Object.entries(files)) {
+      if (source === undefined) continue;
+      const copy = join(dataDir, `${setting}.pem`);
+      await copyFile(source, copy);
+      if (osUser) await chown(copy, osUser.uid, osUser.gid);
+      await chmod(copy, 0o600);
+      sslArgs.push('-c', `${setting}=${copy}`);
+    }
+  }
+  if (options.hbaLines?.length) {
+    const hba = join(dataDir, 'pg_hba.conf');
+    await writeFile(hba, `${options.hbaLines.join('\n')}\n${await readFile(hba, 'utf8')}`);
+  }
   const host = '127.0.0.1';
   const port = options.port ?? (await freePort());
   const server = await spawnService({
@@ -97,6 +119,7 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
       '-c', 'synchronous_commit=off',
       '-c', 'full_page_writes=off',
       '-c', 'max_connections=200',
+      ...sslArgs,
     ],
     logPath: options.logPath,
     env: serverEnv(),
@@ -110,7 +133,9 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
     const serverVersion = await waitUntilReady(
       server,
       async () => {
-        const client = new pg.Client({ host, port, user, password, database: 'postgres', connectionTimeoutMillis: 3_000 });
+        // TLS when the server has it, so pg_hba lines that refuse plaintext do not refuse this check.
+        const ssl = options.ssl ? { rejectUnauthorized: false } : false;
+        const client = new pg.Client({ host, port, user, password, database: 'postgres', connectionTimeoutMillis: 3_000, ssl });
         await client.connect();
         try {
           const result = await client.query<{ server_version: string }>('SHOW server_version');

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { runTool } from '../child-process.js';
 import { InputError } from '../errors.js';
-import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from './connection.js';
+import { explainPgToolFailure, PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from './connection.js';
 import { PG_INSTALL_HINT, resolvePgTool } from './tools.js';
 
 /**
@@ -47,6 +47,8 @@ export async function restoreDump(
     jobs?: number;
     /** Keep object owners (a production restore after the globals were applied); default: no. */
     keepOwners?: boolean;
+    /** Leave out GRANTs (a drill server that lacks the backup's roles); default: restore them. */
+    noPrivileges?: boolean;
     signal?: AbortSignal;
   } = {},
 ): Promise<void> {
@@ -54,12 +56,17 @@ export async function restoreDump(
   const jobs = options.jobs ?? Math.max(1, Math.min(availableParallelism(), 8));
   const args = ['--exit-on-error', `--jobs=${jobs}`, `--dbname=${conninfoDatabase(name)}`];
   if (!options.keepOwners) args.push('--no-owner');
-  await runTool(pgRestore, [...args, '--', dumpFile], {
-    env: pgChildEnv(db, name),
-    signal: options.signal,
-    permanentErrors: PERMANENT_PG_ERRORS,
-    installHint: PG_INSTALL_HINT,
-  });
+  if (options.noPrivileges) args.push('--no-privileges');
+  try {
+    await runTool(pgRestore, [...args, '--', dumpFile], {
+      env: pgChildEnv(db, name),
+      signal: options.signal,
+      permanentErrors: PERMANENT_PG_ERRORS,
+      installHint: PG_INSTALL_HINT,
+    });
+  } catch (error) {
+    throw explainPgToolFailure(error, db.settingPrefix);
+  }
 }
 
 /**

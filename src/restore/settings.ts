@@ -5,6 +5,24 @@ import type { Config } from '../config.js';
 import { decryptStream, loadPrivateKey } from '../crypto/openpgp.js';
 import type { Repository } from '../storage/repository.js';
 
+/** DRILL_DB_*: the connection drills use instead of the production one (its maintenance database). */
+function drillServer(config: Config): RestoreSettings['drillServer'] {
+  const server = config.drill.server;
+  if (!server) return undefined;
+  return {
+    db: {
+      host: server.host,
+      port: server.port,
+      user: server.user,
+      password: server.password?.reveal(),
+      database: 'postgres',
+      tls: server.tls,
+      settingPrefix: 'DRILL_DB_',
+    },
+    restoreOwners: server.restoreOwners,
+  };
+}
+
 /** The order a restore picks a repository in when none is named: the off-site copies first. */
 const PREFERENCE = ['s3', 'sftp', 'local'];
 
@@ -35,6 +53,7 @@ export async function createRestoreSettings(
     drillPreApproved: config.drill.preApproved,
     targetDatabase: config.restore.targetDatabase,
     targetAssetDir: config.restore.assetDir,
+    drillServer: drillServer(config),
     checks: {
       latestDataQuery: config.drill.latestDataQuery,
       sqlChecks: config.drill.checks?.queries ?? [],

@@ -50,6 +50,27 @@ function sshKey(name: string): { privateKeyFile: string; publicLine: string; fin
 const clientKey = sshKey('client_ed25519');
 const hostKey = sshKey('host_ed25519');
 
+/** PostgreSQL TLS files made by openssl: a CA, a client certificate signed by it and its key. */
+function openssl(...args: string[]): void {
+  execFileSync('openssl', args, { stdio: 'ignore' });
+}
+const pgCa = path.join(dir, 'pg-ca.crt');
+openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(dir, 'pg-ca.key'), '-out', pgCa, '-days', '2', '-subj', '/CN=pg-ca');
+const pgClientKey = path.join(dir, 'pg-client.key');
+const pgClientCert = path.join(dir, 'pg-client.crt');
+openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', pgClientKey, '-out', path.join(dir, 'pg-client.csr'), '-subj', '/CN=erp4_backup');
+openssl('x509', '-req', '-in', path.join(dir, 'pg-client.csr'), '-CA', pgCa, '-CAkey', path.join(dir, 'pg-ca.key'), '-CAcreateserial', '-out', pgClientCert, '-days', '2');
+fs.chmodSync(pgClientKey, 0o600);
+const pgOtherKey = path.join(dir, 'pg-ca.key');
+fs.chmodSync(pgOtherKey, 0o600);
+const pgWorldReadableKey = writeFixture('pg-client-0644.key', fs.readFileSync(pgClientKey, 'utf8'), 0o644);
+fs.chmodSync(pgWorldReadableKey, 0o644);
+const pgEncryptedKey = path.join(dir, 'pg-client-encrypted.key');
+openssl('pkey', '-in', pgClientKey, '-aes256', '-passout', 'pass:secret', '-out', pgEncryptedKey);
+fs.chmodSync(pgEncryptedKey, 0o600);
+const pgBrokenCert = writeFixture('pg-broken.crt', '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');
+const drillServer = { DRILL_DB_HOST: 'drill-db.internal' };
+
 const SECRETS = {
   DB_PASSWORD: 'db-pass-Zq81',
   GPG_PASSPHRASE: 'gpg-pass-Wm42',
@@ -97,6 +118,16 @@ const rows: Row[] = [
   { env: { DB_NAME: 'ü'.repeat(32) }, names: ['DB_NAME'], fragment: 'is 64 bytes long' },
   { env: { PG_BIN_DIR: assetDir }, names: ['PG_BIN_DIR'], fragment: 'holds no executable pg_dump' },
   { env: { PG_BIN_DIR: path.join(dir, 'missing') }, names: ['PG_BIN_DIR'], fragment: 'does not exist' },
+  { env: { DB_SSLMODE: 'on' }, names: ['DB_SSLMODE'], fragment: "expected one of libpq's sslmode values: disable, allow, prefer, require, verify-ca, verify-full" },
+  { env: { DB_SSLMODE: 'verify-full' }, names: ['DB_SSLROOTCERT', 'DB_SSLMODE'], fragment: 'not set, but DB_SSLMODE is verify-full' },
+  { env: { DB_SSLROOTCERT: path.join(dir, 'none.crt') }, names: ['DB_SSLROOTCERT'], fragment: 'none.crt does not exist' },
+  { env: { DB_SSLROOTCERT: publicKeyFile }, names: ['DB_SSLROOTCERT'], fragment: 'holds no PEM certificate' },
+  { env: { DB_SSLCERT: pgBrokenCert, DB_SSLKEY: pgClientKey }, names: ['DB_SSLCERT'], fragment: 'holds a certificate that does not parse' },
+  { env: { DB_SSLKEY: pgClientKey }, names: ['DB_SSLCERT', 'DB_SSLKEY'], fragment: 'not set, but DB_SSLKEY is' },
+  { env: { DB_SSLCERT: pgClientCert }, names: ['DB_SSLKEY', 'DB_SSLCERT'], fragment: 'not set, but DB_SSLCERT is' },
+  { env: { DB_SSLCERT: pgClientCert, DB_SSLKEY: pgWorldReadableKey }, names: ['DB_SSLKEY'], fragment: 'has group or world access (mode 0644)' },
+  { env: { DB_SSLCERT: pgClientCert, DB_SSLKEY: pgEncryptedKey }, names: ['DB_SSLKEY'], fragment: 'holds no unencrypted PEM private key' },
+  { env: { DB_SSLCERT: pgClientCert, DB_SSLKEY: pgOtherKey }, names: ['DB_SSLKEY', 'DB_SSLCERT'], fragment: 'is not the private key of the certificate' },
 
   { env: { ...s3, S3_BUCKET: 'My_Bucket' }, names: ['S3_BUCKET'], fragment: 'expected an S3 bucket name' },
   { env: { ...s3, S3_BUCKET: '192.168.1.10' }, names: ['S3_BUCKET'], fragment: 'is not valid' },
@@ -290,6 +321,19 @@ const rows: Row[] = [
   { env: { DRILL_CHECKS_FILE: badChecksFile }, names: ['DRILL_CHECKS_FILE'], fragment: 'line 1: SQL before the first "-- name: <name>" line' },
   { env: { DRILL_SMOKE_URLS: 'health' }, names: ['DRILL_SMOKE_URLS'], fragment: 'expected http(s) URLs' },
   { env: { DRILL_BATCH_RESUME_QUERY: '  ' }, names: ['DRILL_BATCH_RESUME_QUERY'], fragment: 'columns job and resumable' },
+  { env: { DRILL_DB_HOST: 'drill db' }, names: ['DRILL_DB_HOST'], fragment: 'expected the host name or IP address of the PostgreSQL drills restore into' },
+  { env: { DRILL_DB_HOST: 'localhost' }, names: ['DRILL_DB_HOST', 'DB_HOST', 'DB_PORT'], fragment: 'names the production server' },
+  { env: { ...drillServer, DRILL_DB_PORT: '0' }, names: ['DRILL_DB_PORT'], fragment: 'expected a TCP port 1-65535' },
+  { env: { DRILL_DB_PORT: '5433' }, names: ['DRILL_DB_PORT', 'DRILL_DB_HOST'], fragment: 'set, but DRILL_DB_HOST is not' },
+  { env: { ...drillServer, DRILL_DB_USER: 'd'.repeat(64) }, names: ['DRILL_DB_USER'], fragment: 'is 64 bytes long' },
+  { env: { DRILL_DB_PASSWORD: 'drill-pw' }, names: ['DRILL_DB_PASSWORD', 'DRILL_DB_HOST'], fragment: 'set, but DRILL_DB_HOST is not' },
+  { env: { ...drillServer, DRILL_DB_SSLMODE: 'true' }, names: ['DRILL_DB_SSLMODE'], fragment: "expected one of libpq's sslmode values" },
+  { env: { ...drillServer, DRILL_DB_SSLMODE: 'verify-ca' }, names: ['DRILL_DB_SSLROOTCERT', 'DRILL_DB_SSLMODE'], fragment: 'not set, but DRILL_DB_SSLMODE is verify-ca' },
+  { env: { ...drillServer, DRILL_DB_SSLROOTCERT: pgClientKey }, names: ['DRILL_DB_SSLROOTCERT'], fragment: 'holds no PEM certificate' },
+  { env: { ...drillServer, DRILL_DB_SSLCERT: pgClientCert }, names: ['DRILL_DB_SSLKEY', 'DRILL_DB_SSLCERT'], fragment: 'not set, but DRILL_DB_SSLCERT is' },
+  { env: { ...drillServer, DRILL_DB_SSLKEY: pgClientKey }, names: ['DRILL_DB_SSLCERT', 'DRILL_DB_SSLKEY'], fragment: 'not set, but DRILL_DB_SSLKEY is' },
+  { env: { ...drillServer, DRILL_RESTORE_OWNERS: 'none' }, names: ['DRILL_RESTORE_OWNERS'], fragment: 'expected apply-roles' },
+  { env: { DRILL_RESTORE_OWNERS: 'skip' }, names: ['DRILL_RESTORE_OWNERS', 'DRILL_DB_HOST'], fragment: 'set, but DRILL_DB_HOST is not' },
   { env: { SCHEDULE_DAILY: '25:00' }, names: ['SCHEDULE_DAILY'], fragment: '"25:00" is not a time HH:MM; expected a time HH:MM in TIME_ZONE' },
   { env: { SCHEDULE_DAILY: '2am' }, names: ['SCHEDULE_DAILY'], fragment: 'is not a time HH:MM' },
   { env: { SCHEDULE_CRITICAL: '5:00' }, names: ['SCHEDULE_CRITICAL'], fragment: '"5:00" is not a time HH:MM' },
@@ -370,7 +414,7 @@ describe('loadConfig: valid settings', () => {
     expect(redactedConfig(config)).toEqual({
       env: 'poc',
       timeZone: 'Asia/Tokyo',
-      db: { host: 'localhost', port: 5432, user: 'postgres', database: 'erp4' },
+      db: { host: 'localhost', port: 5432, user: 'postgres', database: 'erp4', tls: { mode: 'prefer' } },
       assets: { provider: 'none' },
       local: { backupDir: path.resolve('backups'), prefix: 'erp4' },
       temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'erp4-backup' },
@@ -480,7 +524,7 @@ describe('loadConfig: valid settings', () => {
     expect(redactedConfig(config)).toEqual({
       env: 'prod',
       timeZone: 'Asia/Tokyo',
-      db: { host: 'db.internal', port: 6543, user: 'backup', password: '***', database: 'erp4', pgBinDir },
+      db: { host: 'db.internal', port: 6543, user: 'backup', password: '***', database: 'erp4', pgBinDir, tls: { mode: 'prefer' } },
       s3: {
         bucket: 'erp4-backup',
         prefix: 'erp4/tokyo',
@@ -607,6 +651,58 @@ describe('loadConfig: valid settings', () => {
     expect(() => {
       (config.backup.criticalTables as unknown[]).push('x');
     }).toThrow(TypeError);
+  });
+});
+
+describe('PostgreSQL TLS (DB_SSL*) and the drill server (DRILL_DB_*)', () => {
+  it('parses the TLS files and a drill server whose settings are never inherited from production', () => {
+    const config = loadConfig({
+      ...base,
+      DB_SSLMODE: 'verify-full',
+      DB_SSLROOTCERT: pgCa,
+      DB_SSLCERT: pgClientCert,
+      DB_SSLKEY: pgClientKey,
+      DB_PASSWORD: 'prod-pw',
+      DRILL_DB_HOST: 'drill-db.internal',
+      DRILL_DB_PASSWORD: 'drill-pw',
+    });
+    expect(config.db.tls).toEqual({ mode: 'verify-full', rootCertFile: pgCa, certFile: pgClientCert, keyFile: pgClientKey });
+    expect(redactedConfig(config).drill.server).toEqual({
+      host: 'drill-db.internal',
+      port: 5432,
+      user: 'postgres',
+      password: '***',
+      tls: { mode: 'prefer' },
+      restoreOwners: 'apply-roles',
+    });
+    expect(config.drill.server?.password?.reveal()).toBe('drill-pw');
+  });
+
+  it('takes every drill setting, and a root-owned key that its group may read (libpq allows 0640 there)', () => {
+    const rootKey = writeFixture('pg-client-0640.key', fs.readFileSync(pgClientKey, 'utf8'), 0o640);
+    fs.chmodSync(rootKey, 0o640);
+    const env = {
+      ...base,
+      DRILL_DB_HOST: '192.0.2.20',
+      DRILL_DB_PORT: '6432',
+      DRILL_DB_USER: 'drill_admin',
+      DRILL_DB_SSLMODE: 'verify-ca',
+      DRILL_DB_SSLROOTCERT: pgCa,
+      DRILL_DB_SSLCERT: pgClientCert,
+      DRILL_DB_SSLKEY: rootKey,
+      DRILL_RESTORE_OWNERS: 'skip',
+    };
+    if (fs.statSync(rootKey).uid !== 0) {
+      expect(configError(env).issues.map((i) => i.variable)).toEqual(['DRILL_DB_SSLKEY']);
+      return;
+    }
+    expect(loadConfig(env).drill.server).toMatchObject({
+      host: '192.0.2.20',
+      port: 6432,
+      user: 'drill_admin',
+      tls: { mode: 'verify-ca', rootCertFile: pgCa, certFile: pgClientCert, keyFile: rootKey },
+      restoreOwners: 'skip',
+    });
   });
 });
 
