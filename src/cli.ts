@@ -11,6 +11,7 @@ import { listCommand } from './commands/list.js';
 import { restoreCommand } from './commands/restore.js';
 import { addLifecycleCommands } from './commands/lifecycle.js';
 import { addPinCommands } from './commands/pin.js';
+import { addKeysCommand } from './commands/keys.js';
 import { addPruneCommand } from './commands/prune.js';
 import { addSchedulesCommands } from './commands/schedules.js';
 import { verifyCommand } from './commands/verify.js';
@@ -109,6 +110,7 @@ addSchedulesCommands(program);
 addPruneCommand(program);
 addPinCommands(program);
 addLifecycleCommands(program);
+addKeysCommand(program);
 
 async function withRepository<T>(config: Config, name: string, work: (repository: Repository) => Promise<T>): Promise<T> {
   const repositories = createRepositories(config, 'reader');

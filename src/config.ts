@@ -37,8 +37,8 @@
  * | PRUNE_ABANDONED_AFTER | `24h` | prune reaps artifacts without a manifest and unfinished multipart uploads older than this |
  * | GPG_RECIPIENT | - | S12: user id, e-mail or fingerprint; enables OpenPGP encryption |
  * | GPG_PUBLIC_KEY_FILE | - | S12: ASCII-armoured public key(s); required with GPG_RECIPIENT |
- * | GPG_PRIVATE_KEY_FILE | - | restore only: ASCII-armoured private key that decrypts backups |
- * | GPG_PASSPHRASE_FILE | - | restore only: file holding the private key's passphrase |
+ * | GPG_PRIVATE_KEY_FILE | - | restore only: ASCII-armoured private key(s) that decrypt backups: a file (may hold several keys) or a directory whose `*.asc` files hold them (key rotation: old and new keys side by side); a key file `<name>.asc` in the directory may have its own passphrase in `<name>.passphrase` |
+ * | GPG_PASSPHRASE_FILE | - | restore only: file holding the private keys' passphrase (keys without their own `.passphrase` file) |
  * | GPG_PASSPHRASE | - | restore only, secret: the passphrase itself (or use GPG_PASSPHRASE_FILE, not both) |
  * | REMOTE_HOST | - | S17: enables the copy to another host over SFTP; host name or IP address |
  * | REMOTE_PORT | `22` | S17: 1-65535 |
@@ -214,7 +214,14 @@ export interface Config {
         readonly encryption: { readonly recipient: string; readonly publicKeyFile: string } | undefined;
         /** Restores can decrypt (at most one of passphraseFile, passphrase is set). */
         readonly decryption:
-          | { readonly privateKeyFile: string; readonly passphraseFile: string | undefined; readonly passphrase: Secret | undefined }
+          | {
+              /** GPG_PRIVATE_KEY_FILE as given (resolved): a key file or a directory of key files. */
+              readonly privateKeyFile: string;
+              /** Every key file it names, each with its own `.passphrase` file when a directory holds one. */
+              readonly keyFiles: readonly PrivateKeyFile[];
+              readonly passphraseFile: string | undefined;
+              readonly passphrase: Secret | undefined;
+            }
           | undefined;
       }
     | undefined;
@@ -284,6 +291,12 @@ export interface Config {
     readonly offsiteMaxLagMs: number;
   };
   readonly metrics: { readonly bindAddress: string | undefined };
+}
+
+/** One file of GPG_PRIVATE_KEY_FILE and, in a directory, the `<name>.passphrase` file beside it. */
+export interface PrivateKeyFile {
+  readonly file: string;
+  readonly passphraseFile: string | undefined;
 }
 
 /** A plain, printable copy of T with every Secret replaced by its redacted form. */
@@ -701,6 +714,46 @@ const PGP_PUBLIC_KEY = { pattern: /-----BEGIN PGP PUBLIC KEY BLOCK-----/, what: 
 const PGP_PRIVATE_KEY = { pattern: /-----BEGIN PGP PRIVATE KEY BLOCK-----/, what: 'an ASCII-armoured private key (-----BEGIN PGP PRIVATE KEY BLOCK-----)' };
 const SSH_PRIVATE_KEY = { pattern: /-----BEGIN (?:OPENSSH |RSA |EC |DSA )?PRIVATE KEY-----/, what: 'a private key (-----BEGIN OPENSSH PRIVATE KEY-----)' };
 
+const PRIVATE_KEY_SUFFIX = '.asc';
+const PASSPHRASE_SUFFIX = '.passphrase';
+
+/**
+ * GPG_PRIVATE_KEY_FILE: one key file, or a directory of `*.asc` key files (key rotation: a
+ * restore picks the key a backup was encrypted to). In a directory every `*.asc` file must hold
+ * a private key (a stray public key is a mistake, not something to skip silently), and
+ * `<name>.passphrase` beside `<name>.asc` is that key's passphrase.
+ */
+function privateKeyFiles(value: string): { path: string; files: PrivateKeyFile[] } | Wrong {
+  const absolute = path.resolve(value);
+  let isDirectory = false;
+  try {
+    isDirectory = fs.statSync(absolute).isDirectory();
+  } catch {
+    return new Wrong(`${absolute} does not exist`);
+  }
+  const holdsPrivateKey = (file: string) => PGP_PRIVATE_KEY.pattern.test(fs.readFileSync(file, 'utf8'));
+  if (!isDirectory) {
+    const file = existingPath(absolute, 'file');
+    if (file instanceof Wrong) return file;
+    return holdsPrivateKey(file) ? { path: file, files: [{ file, passphraseFile: undefined }] } : new Wrong(`${file} does not contain ${PGP_PRIVATE_KEY.what}`);
+  }
+  const dir = existingPath(absolute, 'directory');
+  if (dir instanceof Wrong) return dir;
+  const names = fs.readdirSync(dir).filter((name) => name.endsWith(PRIVATE_KEY_SUFFIX)).sort();
+  if (names.length === 0) return new Wrong(`the directory ${dir} holds no usable private key (no *${PRIVATE_KEY_SUFFIX} file)`);
+  const files: PrivateKeyFile[] = [];
+  for (const name of names) {
+    const file = existingPath(path.join(dir, name), 'file');
+    if (file instanceof Wrong) return file;
+    if (!holdsPrivateKey(file)) return new Wrong(`${file} in the directory does not contain ${PGP_PRIVATE_KEY.what}`);
+    const ownPassphrase = path.join(dir, name.slice(0, -PRIVATE_KEY_SUFFIX.length) + PASSPHRASE_SUFFIX);
+    const passphraseFile = fs.existsSync(ownPassphrase) ? existingPath(ownPassphrase, 'file') : undefined;
+    if (passphraseFile instanceof Wrong) return passphraseFile;
+    files.push({ file, passphraseFile });
+  }
+  return { path: dir, files };
+}
+
 /** One schema per variable; `backupDir` (BACKUP_DIR, resolved) is where BACKUP_*_FILE must stay. */
 function envShape(backupDir: string) {
   const backupFile = () => parsed(BACKUP_PATH_EXPECTED, (value) => insideBackupDir(value, backupDir));
@@ -756,7 +809,10 @@ function envShape(backupDir: string) {
       .regex(/^[^\s-][^\u0000-\u001f\u007f]*$/, invalid('a user id, e-mail address or key fingerprint of the backup key'))
       .optional(),
     GPG_PUBLIC_KEY_FILE: readableFile('a readable file with the ASCII-armoured public key of GPG_RECIPIENT', PGP_PUBLIC_KEY).optional(),
-    GPG_PRIVATE_KEY_FILE: readableFile('a readable file with the ASCII-armoured private key that decrypts backups', PGP_PRIVATE_KEY).optional(),
+    GPG_PRIVATE_KEY_FILE: parsed(
+      'a readable file with the ASCII-armoured private key(s) that decrypt backups, or a directory of such *.asc files',
+      privateKeyFiles,
+    ).optional(),
     GPG_PASSPHRASE_FILE: readableFile("a readable file holding the private key's passphrase").optional(),
     GPG_PASSPHRASE: z.string().transform((value) => new Secret(value)).optional(),
 
@@ -1028,7 +1084,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             decryption:
               v.GPG_PRIVATE_KEY_FILE === undefined
                 ? undefined
-                : { privateKeyFile: v.GPG_PRIVATE_KEY_FILE, passphraseFile: v.GPG_PASSPHRASE_FILE, passphrase: v.GPG_PASSPHRASE },
+                : {
+                    privateKeyFile: v.GPG_PRIVATE_KEY_FILE.path,
+                    keyFiles: v.GPG_PRIVATE_KEY_FILE.files,
+                    passphraseFile: v.GPG_PASSPHRASE_FILE,
+                    passphrase: v.GPG_PASSPHRASE,
+                  },
           },
     remote:
       v.REMOTE_HOST === undefined

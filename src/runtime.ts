@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BackupRuntime } from '../activities/runtime.js';
 import type { Config } from './config.js';
-import { encryptStream, loadRecipientKeys } from './crypto/openpgp.js';
+import { encryptStream, loadRecipientKeys, recipientKeyRefs } from './crypto/openpgp.js';
 import { createPruneRuntime } from './prune-policy.js';
 import { createRepositories, openRepository, repositoryNames } from './repositories.js';
 import { createRestoreSettings } from './restore/settings.js';
@@ -34,7 +34,11 @@ export async function createBackupRuntime(config: Config): Promise<BackupRuntime
     assetDir: config.assets.provider === 'local' ? config.assets.dir : undefined,
     encryption:
       encryption && recipientKeys
-        ? { recipient: encryption.recipient, encrypt: (plaintext: Readable) => encryptStream(plaintext, recipientKeys) }
+        ? {
+            recipient: encryption.recipient,
+            recipients: await recipientKeyRefs(recipientKeys),
+            encrypt: (plaintext: Readable) => encryptStream(plaintext, recipientKeys),
+          }
         : undefined,
     repositories: createRepositories(config, 'writer'),
     notifyWebhookUrl: config.notify.webhookUrl?.reveal(),
