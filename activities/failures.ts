@@ -16,6 +16,7 @@ const PERMANENT_ERROR_NAMES = new Set([
   'InputError',
   'DiskFullError',
   'DatabaseAccessError',
+  'ImmutableObjectError',
 ]);
 
 export function isPermanent(error: unknown): boolean {

@@ -32,6 +32,8 @@
  * | S3_COPY_ENDPOINT_URL | AWS | S8: http(s) URL of an S3-compatible store holding S3_COPY_BUCKET |
  * | S3_COPY_SSE_KMS_KEY_ID, S3_COPY_SSE_S3 | - | S11: server-side encryption of the copy; exactly one is required with S3_COPY_BUCKET |
  * | S3_COPY_ACCESS_KEY_ID, S3_COPY_SECRET_ACCESS_KEY | SDK chain | S8: credentials of the copy's account, for every role (both or neither; secret) |
+ * | S3_OBJECT_LOCK_MODE | off | immutable backups: `governance` or `compliance`; every object put into S3_BUCKET gets an S3 Object Lock retain-until date derived from S3_RETENTION, and no existing key is overwritten (`If-None-Match: *`); the bucket must have been created with Object Lock (checked at start) |
+ * | S3_COPY_OBJECT_LOCK_MODE | off | the same for S3_COPY_BUCKET (the off-site copy) |
  * | LOCAL_RETENTION | `7d` | S7: generations kept in BACKUP_DIR: `<N>d` (N days of every kind but manual) or `gfs` (S8: 14 daily, 8 weekly, 12 monthly, critical 48 h) |
  * | S3_RETENTION | `gfs` | S8/S16: the same, for S3 and the off-site copy; also what `lifecycle apply` derives the bucket's rules from |
  * | PRUNE_ABANDONED_AFTER | `24h` | prune reaps artifacts without a manifest and unfinished multipart uploads older than this |
@@ -182,6 +184,8 @@ export interface Config {
         readonly forcePathStyle: boolean;
         readonly partSizeBytes: number;
         readonly sse: ServerSideEncryption;
+        /** S3_OBJECT_LOCK_MODE: immutable objects (retain-until from S3_RETENTION, no overwrites); undefined: off. */
+        readonly objectLock: ObjectLockMode | undefined;
         /** Undefined: the AWS SDK default credential chain. */
         readonly writer: Credentials | undefined;
         readonly reader: Credentials | undefined;
@@ -199,6 +203,8 @@ export interface Config {
         readonly sse: ServerSideEncryption;
         /** Used for every role (the copy lives in another account); undefined: the SDK default chain. */
         readonly credentials: Credentials | undefined;
+        /** S3_COPY_OBJECT_LOCK_MODE, as S3_OBJECT_LOCK_MODE. */
+        readonly objectLock: ObjectLockMode | undefined;
       }
     | undefined;
   /** What Prune keeps (src/prune-policy.ts turns these into retention policies). */
@@ -293,6 +299,9 @@ export interface Config {
   readonly metrics: { readonly bindAddress: string | undefined };
 }
 
+/** S3 Object Lock retention mode, as the S3 API spells it. */
+export type ObjectLockMode = 'GOVERNANCE' | 'COMPLIANCE';
+
 /** One file of GPG_PRIVATE_KEY_FILE and, in a directory, the `<name>.passphrase` file beside it. */
 export interface PrivateKeyFile {
   readonly file: string;
@@ -342,6 +351,8 @@ export const CONFIG_VARIABLES = [
   'S3_COPY_SSE_S3',
   'S3_COPY_ACCESS_KEY_ID',
   'S3_COPY_SECRET_ACCESS_KEY',
+  'S3_OBJECT_LOCK_MODE',
+  'S3_COPY_OBJECT_LOCK_MODE',
   'LOCAL_RETENTION',
   'S3_RETENTION',
   'PRUNE_ABANDONED_AFTER',
@@ -714,6 +725,11 @@ const PGP_PUBLIC_KEY = { pattern: /-----BEGIN PGP PUBLIC KEY BLOCK-----/, what: 
 const PGP_PRIVATE_KEY = { pattern: /-----BEGIN PGP PRIVATE KEY BLOCK-----/, what: 'an ASCII-armoured private key (-----BEGIN PGP PRIVATE KEY BLOCK-----)' };
 const SSH_PRIVATE_KEY = { pattern: /-----BEGIN (?:OPENSSH |RSA |EC |DSA )?PRIVATE KEY-----/, what: 'a private key (-----BEGIN OPENSSH PRIVATE KEY-----)' };
 
+const objectLockMode = () =>
+  z
+    .enum(['governance', 'compliance'], invalid('governance or compliance (S3 Object Lock retention mode)'))
+    .transform((mode): ObjectLockMode => (mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE'));
+
 const PRIVATE_KEY_SUFFIX = '.asc';
 const PASSPHRASE_SUFFIX = '.passphrase';
 
@@ -809,6 +825,8 @@ function envShape(backupDir: string) {
       .regex(/^[^\s-][^\u0000-\u001f\u007f]*$/, invalid('a user id, e-mail address or key fingerprint of the backup key'))
       .optional(),
     GPG_PUBLIC_KEY_FILE: readableFile('a readable file with the ASCII-armoured public key of GPG_RECIPIENT', PGP_PUBLIC_KEY).optional(),
+    S3_OBJECT_LOCK_MODE: objectLockMode().optional(),
+    S3_COPY_OBJECT_LOCK_MODE: objectLockMode().optional(),
     GPG_PRIVATE_KEY_FILE: parsed(
       'a readable file with the ASCII-armoured private key(s) that decrypt backups, or a directory of such *.asc files',
       privateKeyFiles,
@@ -935,6 +953,8 @@ const ONLY_WITH: readonly [Variable, Variable][] = [
   ...onlyWith('S3_BUCKET', ['S3_PREFIX', 'S3_REGION', 'S3_ENDPOINT_URL', 'S3_PART_SIZE_MB', 'SSE_KMS_KEY_ID', 'SSE_S3']),
   ...onlyWith('S3_BUCKET', ['S3_WRITER_ACCESS_KEY_ID', 'S3_READER_ACCESS_KEY_ID', 'S3_PRUNER_ACCESS_KEY_ID']),
   ...onlyWith('S3_BUCKET', ['S3_COPY_BUCKET', 'S3_RETENTION']),
+  ...onlyWith('S3_BUCKET', ['S3_OBJECT_LOCK_MODE']),
+  ...onlyWith('S3_COPY_BUCKET', ['S3_COPY_OBJECT_LOCK_MODE']),
   ...onlyWith('S3_COPY_BUCKET', ['S3_COPY_PREFIX', 'S3_COPY_REGION', 'S3_COPY_ENDPOINT_URL', 'S3_COPY_SSE_KMS_KEY_ID', 'S3_COPY_SSE_S3', 'S3_COPY_ACCESS_KEY_ID']),
   ...onlyWith('REMOTE_HOST', ['REMOTE_PORT', 'REMOTE_USER', 'REMOTE_DIR', 'REMOTE_SSH_KEY', 'REMOTE_HOST_KEY', 'REMOTE_KEEP_DAYS']),
   ...onlyWith('GPG_RECIPIENT', ['GPG_PUBLIC_KEY_FILE']),
@@ -1058,6 +1078,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             writer: credentials(v.S3_WRITER_ACCESS_KEY_ID, v.S3_WRITER_SECRET_ACCESS_KEY),
             reader: credentials(v.S3_READER_ACCESS_KEY_ID, v.S3_READER_SECRET_ACCESS_KEY),
             pruner: credentials(v.S3_PRUNER_ACCESS_KEY_ID, v.S3_PRUNER_SECRET_ACCESS_KEY),
+            objectLock: v.S3_OBJECT_LOCK_MODE,
           },
     s3Copy:
       v.S3_COPY_BUCKET === undefined
@@ -1073,6 +1094,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
                 ? { serverSideEncryption: 'aws:kms', kmsKeyId: v.S3_COPY_SSE_KMS_KEY_ID }
                 : { serverSideEncryption: 'AES256' },
             credentials: credentials(v.S3_COPY_ACCESS_KEY_ID, v.S3_COPY_SECRET_ACCESS_KEY),
+            objectLock: v.S3_COPY_OBJECT_LOCK_MODE,
           },
     prune: { localRetention: v.LOCAL_RETENTION, s3Retention: v.S3_RETENTION, abandonedAfterMs: v.PRUNE_ABANDONED_AFTER },
     gpg:
