@@ -14,6 +14,7 @@ import { readCatalog, verifyBackup } from '../../src/catalog.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { backupIdFor, manifestKey } from '../../src/layout.js';
 import { parseManifest } from '../../src/manifest.js';
+import { pinCommand } from '../../src/commands/pin.js';
 import { createRepositories } from '../../src/repositories.js';
 import { createBackupRuntime } from '../../src/runtime.js';
 import type { Repository } from '../../src/storage/repository.js';
@@ -115,12 +116,16 @@ describe('immutable backups (S3 Object Lock)', () => {
       const refusal = await readable.putBytes(key, Buffer.from('{"forged": true}\n')).then(() => undefined, (error: unknown) => error);
       expect(refusal).toBeInstanceOf(ImmutableObjectError);
       expect((refusal as Error).message).toContain(`refusing to overwrite ${key}`);
+      // A retry of a put that completed: the same content is found, nothing is written.
+      await readable.putBytes(key, original);
+      expect(await versionsOf(key)).toHaveLength(1);
     } finally {
       await readable.close();
     }
     // The write-only writer: its conditional put (If-None-Match: *) is refused by the store (412).
     await s3.putBytes(key, Buffer.from('{"forged": true}\n'));
     expect(await versionsOf(key)).toHaveLength(1);
+
     // A compromised host sending a plain PutObject gets a new version; the locked one stays.
     await raw.send(new PutObjectCommand({ Bucket: lockedBucket, Key: bucketKey(key), Body: 'forged' }));
     const after = await versionsOf(key);
@@ -184,6 +189,21 @@ describe('immutable backups (S3 Object Lock)', () => {
       notes: `Prune planned the deletion and skipped it: ${done.skipped[0]?.reason ?? '-'}; DeleteObject with the version id: HTTP 403; the backup still verifies`,
       test: 'test/chaos/immutable.test.ts',
     });
+  });
+
+  it('pin rewrites a manifest on purpose: a new version, the replaced one stays stored and locked', async () => {
+    const [, , newest] = (await readCatalog(readers.get('s3')!, product.runtime.layout.env)).backups.filter((b) => b.schemaVersion === 'synthetic');
+    expect(newest).toBeDefined();
+    const key = manifestKey(product.runtime.layout, newest!.id);
+    const out = { write: () => true } as unknown as NodeJS.WritableStream;
+    expect(await pinCommand(product.config, newest!.id, true, out)).toBe(true);
+    const versions = await versionsOf(key);
+    expect(versions).toHaveLength(2);
+    expect(parseManifest(await readers.get('s3')!.getBytes(key), key).pinned).toBe(true);
+    for (const version of versions) {
+      const head = await raw.send(new HeadObjectCommand({ Bucket: lockedBucket, Key: bucketKey(key), VersionId: version.VersionId }));
+      expect(head.ObjectLockMode).toBe('COMPLIANCE');
+    }
   });
 
   it('deletes every version of a key once it is not locked (what Prune does when the lock has ended)', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keysReport } from '../../src/commands/keys.js';
+import { keysCommand, keysReport } from '../../src/commands/keys.js';
 import { describeError } from '../../src/commands/format.js';
 import { loadRecipientKeys, recipientKeyRefs, type RecipientKeyRef } from '../../src/crypto/openpgp.js';
 import { manifestKey } from '../../src/layout.js';
@@ -125,6 +125,13 @@ describe('key rotation', () => {
     ]);
     const rotated = await keysReport(rotatedProduct.config, local);
     expect(rotated.backups.map((b) => b.state)).toEqual(['ok', 'ok']);
+
+    let printed = '';
+    const out = { write: (chunk: string) => ((printed += chunk), true) } as NodeJS.WritableStream;
+    expect(await keysCommand(oldProduct.config, local, { json: false }, out)).toBe(false);
+    expect(printed).toMatch(new RegExp(`${newBackup.backupId}\\s+KEY MISSING\\s+db: key id ${newRef.keyId} \\(primary ${newRef.primaryFingerprint}\\)`));
+    expect(printed).toContain('local: 1 backup(s) whose key is not available');
+    expect(await keysCommand(rotatedProduct.config, local, { json: false }, { write: () => true } as unknown as NodeJS.WritableStream)).toBe(true);
   });
 
   it('a worker holding only the old key refuses the new backup before touching any database, naming the new key id', async () => {
