@@ -158,7 +158,7 @@ export async function loadDecryptionKeys(sources: readonly PrivateKeySource[], w
   return decryptionKeys(keys);
 }
 
-export function decryptionKeys(keys: readonly PrivateKey[]): DecryptionKeys {
+function decryptionKeys(keys: readonly PrivateKey[]): DecryptionKeys {
   const keyIds = [...new Set(keys.flatMap((key) => key.getKeyIDs().map((id) => id.toHex().toUpperCase())))];
   return { keys, keyIds, describe: () => keys.map(describeKey).join('; ') };
 }

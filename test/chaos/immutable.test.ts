@@ -229,6 +229,21 @@ describe('immutable backups (S3 Object Lock)', () => {
     const error = await createBackupRuntime(loadConfig(env)).then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).issues).toEqual([{ variable: 'S3_OBJECT_LOCK_MODE', message: expect.stringContaining(`the bucket ${plainBucket} was created without Object Lock`) }]);
+    // The off-site copy's setting is checked the same way (here the primary bucket has Object Lock).
+    const copyEnv = {
+      ...env,
+      S3_BUCKET: lockedBucket,
+      S3_COPY_BUCKET: plainBucket,
+      S3_COPY_PREFIX: env.S3_PREFIX!,
+      S3_COPY_REGION: s.s3.region,
+      S3_COPY_ENDPOINT_URL: s.s3.endpoint,
+      S3_COPY_SSE_S3: 'AES256',
+      S3_COPY_ACCESS_KEY_ID: s.s3.accessKeyId,
+      S3_COPY_SECRET_ACCESS_KEY: s.s3.secretAccessKey,
+      S3_COPY_OBJECT_LOCK_MODE: 'compliance',
+    };
+    const copyError = await createBackupRuntime(loadConfig(copyEnv)).then(() => undefined, (e: unknown) => e);
+    expect((copyError as ConfigError).issues).toEqual([{ variable: 'S3_COPY_OBJECT_LOCK_MODE', message: expect.stringContaining(`the bucket ${plainBucket} was created without Object Lock`) }]);
     recordResult({
       id: '47-object-lock-without-bucket-lock',
       fault: 'S3_OBJECT_LOCK_MODE set for a bucket created without Object Lock: the worker refuses to start, naming the setting',
