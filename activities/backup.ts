@@ -14,6 +14,8 @@ import { uploadArtifacts, type StagedArtifactRef } from './transfer.js';
 export interface StagedArtifact extends StagedArtifactRef {
   encryption: ManifestArtifact['encryption'];
   format: ManifestArtifact['format'];
+  /** OpenPGP artifacts: the keys it is encrypted to (the manifest records them). */
+  recipients?: ManifestArtifact['recipients'];
 }
 
 export interface BackupPlan {
@@ -29,6 +31,7 @@ export interface BackupPlan {
 export function createBackupActivities(runtime: BackupRuntime) {
   const encryption = runtime.encryption ? ('openpgp' as const) : ('none' as const);
   const encrypt = runtime.encryption?.encrypt.bind(runtime.encryption);
+  const recipients = runtime.encryption ? { recipients: [...runtime.encryption.recipients] } : {};
   const staged = (backupId: string, key: string) => join(runtime.stagingRoot, backupId, basename(key));
   const repository = (name: string) => {
     const repo = runtime.repositories.get(name);
@@ -58,7 +61,7 @@ export function createBackupActivities(runtime: BackupRuntime) {
         staged(input.backupId, key),
       );
       const { file, ...facts } = dump;
-      const artifact: StagedArtifact = { key, ...file, encryption, format: 'pg_dump-custom' };
+      const artifact: StagedArtifact = { key, ...file, encryption, format: 'pg_dump-custom', ...recipients };
       return { artifact, databaseName: runtime.db.database, ...facts };
     },
 
@@ -66,7 +69,7 @@ export function createBackupActivities(runtime: BackupRuntime) {
       checkBackupId(input.backupId);
       const key = artifactKey(runtime.layout, 'globals', input.backupId, encryption !== 'none');
       const file = await dumpGlobals({ db: runtime.db, pgBinDir: runtime.pgBinDir, encrypt }, staged(input.backupId, key));
-      return { key, ...file, encryption, format: 'sql' };
+      return { key, ...file, encryption, format: 'sql', ...recipients };
     },
 
     async archiveAssets(input: { backupId: string }) {
@@ -74,7 +77,7 @@ export function createBackupActivities(runtime: BackupRuntime) {
       if (!runtime.assetDir) throw new InputError('assets: PDF_PROVIDER is not local, there is no ASSET_DIR to archive');
       const key = artifactKey(runtime.layout, 'assets', input.backupId, encryption !== 'none');
       const archive = await archiveAssets({ assetDir: runtime.assetDir, encrypt }, staged(input.backupId, key));
-      const artifact: StagedArtifact = { key, ...archive.file, encryption, format: 'tar' };
+      const artifact: StagedArtifact = { key, ...archive.file, encryption, format: 'tar', ...recipients };
       return { artifact, fileCount: archive.fileCount, bytes: archive.bytes };
     },
 

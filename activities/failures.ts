@@ -17,6 +17,7 @@ const PERMANENT_ERROR_NAMES = new Set([
   'DiskFullError',
   'DatabaseAccessError',
   'PgTlsError',
+  'ImmutableObjectError',
 ]);
 
 export function isPermanent(error: unknown): boolean {

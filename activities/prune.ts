@@ -127,6 +127,11 @@ export function createPruneActivities(runtime: BackupRuntime) {
               result.skipped.push({ backupId: decision.id, reason: `in use by RestoreDrill ${drills.join(', ')}` });
               continue;
             }
+            const locked = await lockedUntil(repository, [decision.manifestKey, ...decision.artifactKeys]);
+            if (locked) {
+              result.skipped.push({ backupId: decision.id, reason: lockedReason(locked) });
+              continue;
+            }
             const current = await readManifest(repository, decision.manifestKey);
             if (current !== 'absent' && (current === 'invalid' || current.pinned)) {
               result.skipped.push({ backupId: decision.id, reason: current === 'invalid' ? 'manifest no longer valid' : 'pinned since the plan was made' });
@@ -145,6 +150,11 @@ export function createPruneActivities(runtime: BackupRuntime) {
             const stillMade = inUse.inProgress.includes(object.backupId) || inUse.restoreDrills[object.backupId] !== undefined;
             if (stillMade || (await repository.stat(manifestKey(layout, object.backupId)))) {
               result.skipped.push({ backupId: object.backupId, reason: `${object.key}: its backup is in use or complete now` });
+              continue;
+            }
+            const locked = await lockedUntil(repository, [object.key]);
+            if (locked) {
+              result.skipped.push({ backupId: object.backupId, reason: `${object.key}: ${lockedReason(locked)}` });
               continue;
             }
             await repository.delete(object.key);
@@ -166,6 +176,25 @@ export function createPruneActivities(runtime: BackupRuntime) {
       );
     },
   };
+}
+
+/**
+ * The latest end of the Object Lock of `keys` when it is still in the future (an immutable S3
+ * repository, S3_OBJECT_LOCK_MODE); undefined when they may be deleted. Prune never tries to
+ * delete a locked object early: S3 would refuse, and a half-deleted backup would remain.
+ */
+async function lockedUntil(repository: Repository, keys: readonly string[]): Promise<Date | undefined> {
+  if (!(repository instanceof S3Repository) || !repository.immutable) return undefined;
+  let latest: Date | undefined;
+  for (const key of keys) {
+    const until = await repository.lockedUntil(key);
+    if (until && until.getTime() > Date.now() && (!latest || until > latest)) latest = until;
+  }
+  return latest;
+}
+
+function lockedReason(until: Date): string {
+  return `locked until ${until.toISOString()} (S3 Object Lock): not deleted before the lock ends`;
 }
 
 async function readManifest(repository: Repository, key: string): Promise<Manifest | 'absent' | 'invalid'> {

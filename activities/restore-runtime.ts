@@ -17,8 +17,14 @@ export interface RestoreSettings {
   openReader(name: string): Repository | undefined;
   /** Repository names in the order a restore prefers them when none is given: s3, sftp, local. */
   readerNames: readonly string[];
-  /** OpenPGP decryption with GPG_PRIVATE_KEY_FILE, when configured. */
-  decryption?: { decrypt(ciphertext: Readable): Promise<Readable> };
+  /** OpenPGP decryption with the keys of GPG_PRIVATE_KEY_FILE, when configured. */
+  decryption?: {
+    /** Upper-case hex key ids of every private (sub)key held: a backup encrypted to none of them cannot be restored here. */
+    keyIds: readonly string[];
+    /** `<fingerprint> (<user id>)` of each key, for messages. */
+    describeKeys(): string;
+    decrypt(ciphertext: Readable): Promise<Readable>;
+  };
   approvers: readonly Approver[];
   approvalTimeoutMs: number;
   /** DRILL_PREAPPROVED: scheduled drills restore into their scratch database without waiting. */

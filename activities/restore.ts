@@ -2,7 +2,10 @@ import { Context } from '@temporalio/activity';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
+import { createReadStream } from 'node:fs';
 import { findBackup } from '../src/catalog.js';
+import { checkBackupKeys, describeMissingKeys } from '../src/crypto/key-availability.js';
+import { messageRecipientKeyIds, missingRecipientKeyIds } from '../src/crypto/openpgp.js';
 import { InputError } from '../src/errors.js';
 import { ARTIFACT_NAMES, BACKUP_KINDS, isBackupId, manifestKey, type ArtifactName, type BackupKind } from '../src/layout.js';
 import { parseManifest, type Manifest } from '../src/manifest.js';
@@ -112,12 +115,18 @@ export function createRestoreActivities(runtime: BackupRuntime) {
    * then never connected to by a drill), everything else to the production cluster.
    */
   const serverFor = (mode: RestoreMode): DbConnection => (mode === 'drill' && settings.drillServer ? settings.drillServer.db : runtime.db);
-  const decryptor = (backupId: string) => {
+  const decryptorKeys = (backupId: string) => {
     if (!settings.decryption) {
       throw new InputError(`backup ${backupId} is OpenPGP-encrypted, but GPG_PRIVATE_KEY_FILE is not set on this worker`);
     }
-    return settings.decryption.decrypt;
+    return settings.decryption;
   };
+  const decryptor = (backupId: string) => decryptorKeys(backupId).decrypt;
+  const missingKeyError = (backupId: string, what: string) =>
+    new InputError(
+      `GPG_PRIVATE_KEY_FILE: backup ${backupId} cannot be decrypted on this worker: ${what}, which no configured private key holds ` +
+        `(it holds ${settings.decryption?.describeKeys() ?? 'none'}, key ids ${settings.decryption?.keyIds.join(', ') ?? '-'}); add that key to GPG_PRIVATE_KEY_FILE`,
+    );
 
   return {
     /** Selects the backup and checks everything that can be checked before a byte is fetched. */
@@ -141,7 +150,12 @@ export function createRestoreActivities(runtime: BackupRuntime) {
 
       const manifest = await withReader(repository, (repo) => findBackup(repo, runtime.layout.env, backupId, backupId === 'latest' ? (kind as BackupKind) : undefined));
       const backup = summarize(manifest);
-      if (artifactsOf(backup).some(([, a]) => a.encryption === 'openpgp')) decryptor(backup.id);
+      if (artifactsOf(backup).some(([, a]) => a.encryption === 'openpgp')) {
+        decryptor(backup.id);
+        // Key rotation: refuse now, naming the key, rather than after the download.
+        const keys = checkBackupKeys(manifest, settings.decryption!.keyIds);
+        if (keys.missing.length > 0) throw missingKeyError(backup.id, describeMissingKeys(keys));
+      }
       if (!backup.artifacts.db) throw new InputError(`backup ${backup.id} has no db artifact to restore`);
 
       const database = databaseFor(input.mode, { workflowId: input.workflowId, backup });
@@ -183,6 +197,14 @@ export function createRestoreActivities(runtime: BackupRuntime) {
             await downloadVerified(repository, name, artifact, dir, { signal, onProgress: (bytes) => heartbeat(done + bytes) });
           }
           done += artifact.size;
+          // The verified packets say which key the artifact needs (old manifests do not record it).
+          if (artifact.encryption === 'openpgp') {
+            const recipients = await messageRecipientKeyIds(createReadStream(storedPath(dir, name)));
+            const missing = missingRecipientKeyIds(recipients, decryptorKeys(input.backup.id).keyIds);
+            if (recipients.length === 0 || missing.length > 0) {
+              throw missingKeyError(input.backup.id, `${name} is encrypted for key id ${missing.join(', ') || '(none)'}`);
+            }
+          }
         }
       });
     },

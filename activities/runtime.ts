@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { RecipientKeyRef } from '../src/crypto/openpgp.js';
 import type { LayoutOptions } from '../src/layout.js';
 import type { PruneRuntime } from '../src/prune-policy.js';
 import type { DbConnection } from '../src/pg/connection.js';
@@ -24,7 +25,12 @@ export interface BackupRuntime {
   /** ASSET_DIR when PDF_PROVIDER=local (S2); undefined means no assets artifact. */
   assetDir?: string;
   /** OpenPGP encryption to GPG_RECIPIENT (S12), when configured. */
-  encryption?: { recipient: string; encrypt(plaintext: Readable): Promise<Readable> };
+  encryption?: {
+    recipient: string;
+    /** The (sub)keys it encrypts to, recorded in the manifest of each encrypted artifact. */
+    recipients: readonly RecipientKeyRef[];
+    encrypt(plaintext: Readable): Promise<Readable>;
+  };
   /** The configured repositories by name: `local` always, `s3` and `sftp` when configured. */
   repositories: ReadonlyMap<string, Repository>;
   notifyWebhookUrl?: string;

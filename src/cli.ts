@@ -13,6 +13,7 @@ import { listCommand } from './commands/list.js';
 import { restoreCommand } from './commands/restore.js';
 import { addLifecycleCommands } from './commands/lifecycle.js';
 import { addPinCommands } from './commands/pin.js';
+import { addKeysCommand } from './commands/keys.js';
 import { addPruneCommand } from './commands/prune.js';
 import { addSchedulesCommands } from './commands/schedules.js';
 import { addCopyCommand } from './commands/copy.js';
@@ -117,6 +118,7 @@ addPinCommands(program);
 addLifecycleCommands(program);
 addCopyCommand(program);
 addImportCommand(program);
+addKeysCommand(program);
 
 async function withRepository<T>(config: Config, name: string, work: (repository: Repository) => Promise<T>): Promise<T> {
   const repositories = createRepositories(config, 'reader');

@@ -35,13 +35,15 @@
  * | S3_COPY_ENDPOINT_URL | AWS | S8: http(s) URL of an S3-compatible store holding S3_COPY_BUCKET |
  * | S3_COPY_SSE_KMS_KEY_ID, S3_COPY_SSE_S3 | - | S11: server-side encryption of the copy; exactly one is required with S3_COPY_BUCKET |
  * | S3_COPY_ACCESS_KEY_ID, S3_COPY_SECRET_ACCESS_KEY | SDK chain | S8: credentials of the copy's account, for every role (both or neither; secret) |
+ * | S3_OBJECT_LOCK_MODE | off | immutable backups: `governance` or `compliance`; every object put into S3_BUCKET gets an S3 Object Lock retain-until date derived from S3_RETENTION, and no existing key is overwritten (`If-None-Match: *`); the bucket must have been created with Object Lock (checked at start) |
+ * | S3_COPY_OBJECT_LOCK_MODE | off | the same for S3_COPY_BUCKET (the off-site copy) |
  * | LOCAL_RETENTION | `7d` | S7: generations kept in BACKUP_DIR: `<N>d` (N days of every kind but manual) or `gfs` (S8: 14 daily, 8 weekly, 12 monthly, critical 48 h) |
  * | S3_RETENTION | `gfs` | S8/S16: the same, for S3 and the off-site copy; also what `lifecycle apply` derives the bucket's rules from |
  * | PRUNE_ABANDONED_AFTER | `24h` | prune reaps artifacts without a manifest and unfinished multipart uploads older than this |
  * | GPG_RECIPIENT | - | S12: user id, e-mail or fingerprint; enables OpenPGP encryption |
  * | GPG_PUBLIC_KEY_FILE | - | S12: ASCII-armoured public key(s); required with GPG_RECIPIENT |
- * | GPG_PRIVATE_KEY_FILE | - | restore only: ASCII-armoured private key that decrypts backups |
- * | GPG_PASSPHRASE_FILE | - | restore only: file holding the private key's passphrase |
+ * | GPG_PRIVATE_KEY_FILE | - | restore only: ASCII-armoured private key(s) that decrypt backups: a file (may hold several keys) or a directory whose `*.asc` files hold them (key rotation: old and new keys side by side); a key file `<name>.asc` in the directory may have its own passphrase in `<name>.passphrase` |
+ * | GPG_PASSPHRASE_FILE | - | restore only: file holding the private keys' passphrase (keys without their own `.passphrase` file) |
  * | GPG_PASSPHRASE | - | restore only, secret: the passphrase itself (or use GPG_PASSPHRASE_FILE, not both) |
  * | REMOTE_HOST | - | S17: enables the copy to another host over SFTP; host name or IP address |
  * | REMOTE_PORT | `22` | S17: 1-65535 |
@@ -197,6 +199,8 @@ export interface Config {
         readonly forcePathStyle: boolean;
         readonly partSizeBytes: number;
         readonly sse: ServerSideEncryption;
+        /** S3_OBJECT_LOCK_MODE: immutable objects (retain-until from S3_RETENTION, no overwrites); undefined: off. */
+        readonly objectLock: ObjectLockMode | undefined;
         /** Undefined: the AWS SDK default credential chain. */
         readonly writer: Credentials | undefined;
         readonly reader: Credentials | undefined;
@@ -214,6 +218,8 @@ export interface Config {
         readonly sse: ServerSideEncryption;
         /** Used for every role (the copy lives in another account); undefined: the SDK default chain. */
         readonly credentials: Credentials | undefined;
+        /** S3_COPY_OBJECT_LOCK_MODE, as S3_OBJECT_LOCK_MODE. */
+        readonly objectLock: ObjectLockMode | undefined;
       }
     | undefined;
   /** What Prune keeps (src/prune-policy.ts turns these into retention policies). */
@@ -229,7 +235,14 @@ export interface Config {
         readonly encryption: { readonly recipient: string; readonly publicKeyFile: string } | undefined;
         /** Restores can decrypt (at most one of passphraseFile, passphrase is set). */
         readonly decryption:
-          | { readonly privateKeyFile: string; readonly passphraseFile: string | undefined; readonly passphrase: Secret | undefined }
+          | {
+              /** GPG_PRIVATE_KEY_FILE as given (resolved): a key file or a directory of key files. */
+              readonly privateKeyFile: string;
+              /** Every key file it names, each with its own `.passphrase` file when a directory holds one. */
+              readonly keyFiles: readonly PrivateKeyFile[];
+              readonly passphraseFile: string | undefined;
+              readonly passphrase: Secret | undefined;
+            }
           | undefined;
       }
     | undefined;
@@ -319,6 +332,15 @@ export interface DrillServer {
   readonly restoreOwners: 'apply-roles' | 'skip';
 }
 
+/** S3 Object Lock retention mode, as the S3 API spells it. */
+export type ObjectLockMode = 'GOVERNANCE' | 'COMPLIANCE';
+
+/** One file of GPG_PRIVATE_KEY_FILE and, in a directory, the `<name>.passphrase` file beside it. */
+export interface PrivateKeyFile {
+  readonly file: string;
+  readonly passphraseFile: string | undefined;
+}
+
 /** A plain, printable copy of T with every Secret replaced by its redacted form. */
 export type Redacted<T> = T extends Secret
   ? string
@@ -366,6 +388,8 @@ export const CONFIG_VARIABLES = [
   'S3_COPY_SSE_S3',
   'S3_COPY_ACCESS_KEY_ID',
   'S3_COPY_SECRET_ACCESS_KEY',
+  'S3_OBJECT_LOCK_MODE',
+  'S3_COPY_OBJECT_LOCK_MODE',
   'LOCAL_RETENTION',
   'S3_RETENTION',
   'PRUNE_ABANDONED_AFTER',
@@ -826,6 +850,51 @@ const tlsSetting = (mode: SslMode, rootCertFile: string | undefined, certFile: s
   ...(certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : {}),
 });
 
+const objectLockMode = () =>
+  z
+    .enum(['governance', 'compliance'], invalid('governance or compliance (S3 Object Lock retention mode)'))
+    .transform((mode): ObjectLockMode => (mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE'));
+
+const PRIVATE_KEY_SUFFIX = '.asc';
+const PASSPHRASE_SUFFIX = '.passphrase';
+
+/**
+ * GPG_PRIVATE_KEY_FILE: one key file, or a directory of `*.asc` key files (key rotation: a
+ * restore picks the key a backup was encrypted to). In a directory every `*.asc` file must hold
+ * a private key (a stray public key is a mistake, not something to skip silently), and
+ * `<name>.passphrase` beside `<name>.asc` is that key's passphrase.
+ */
+function privateKeyFiles(value: string): { path: string; files: PrivateKeyFile[] } | Wrong {
+  const absolute = path.resolve(value);
+  let isDirectory = false;
+  try {
+    isDirectory = fs.statSync(absolute).isDirectory();
+  } catch {
+    return new Wrong(`${absolute} does not exist`);
+  }
+  const holdsPrivateKey = (file: string) => PGP_PRIVATE_KEY.pattern.test(fs.readFileSync(file, 'utf8'));
+  if (!isDirectory) {
+    const file = existingPath(absolute, 'file');
+    if (file instanceof Wrong) return file;
+    return holdsPrivateKey(file) ? { path: file, files: [{ file, passphraseFile: undefined }] } : new Wrong(`${file} does not contain ${PGP_PRIVATE_KEY.what}`);
+  }
+  const dir = existingPath(absolute, 'directory');
+  if (dir instanceof Wrong) return dir;
+  const names = fs.readdirSync(dir).filter((name) => name.endsWith(PRIVATE_KEY_SUFFIX)).sort();
+  if (names.length === 0) return new Wrong(`the directory ${dir} holds no usable private key (no *${PRIVATE_KEY_SUFFIX} file)`);
+  const files: PrivateKeyFile[] = [];
+  for (const name of names) {
+    const file = existingPath(path.join(dir, name), 'file');
+    if (file instanceof Wrong) return file;
+    if (!holdsPrivateKey(file)) return new Wrong(`${file} in the directory does not contain ${PGP_PRIVATE_KEY.what}`);
+    const ownPassphrase = path.join(dir, name.slice(0, -PRIVATE_KEY_SUFFIX.length) + PASSPHRASE_SUFFIX);
+    const passphraseFile = fs.existsSync(ownPassphrase) ? existingPath(ownPassphrase, 'file') : undefined;
+    if (passphraseFile instanceof Wrong) return passphraseFile;
+    files.push({ file, passphraseFile });
+  }
+  return { path: dir, files };
+}
+
 /** One schema per variable; `backupDir` (BACKUP_DIR, resolved) is where BACKUP_*_FILE must stay. */
 function envShape(backupDir: string) {
   const backupFile = () => parsed(BACKUP_PATH_EXPECTED, (value) => insideBackupDir(value, backupDir));
@@ -885,7 +954,12 @@ function envShape(backupDir: string) {
       .regex(/^[^\s-][^\u0000-\u001f\u007f]*$/, invalid('a user id, e-mail address or key fingerprint of the backup key'))
       .optional(),
     GPG_PUBLIC_KEY_FILE: readableFile('a readable file with the ASCII-armoured public key of GPG_RECIPIENT', PGP_PUBLIC_KEY).optional(),
-    GPG_PRIVATE_KEY_FILE: readableFile('a readable file with the ASCII-armoured private key that decrypts backups', PGP_PRIVATE_KEY).optional(),
+    S3_OBJECT_LOCK_MODE: objectLockMode().optional(),
+    S3_COPY_OBJECT_LOCK_MODE: objectLockMode().optional(),
+    GPG_PRIVATE_KEY_FILE: parsed(
+      'a readable file with the ASCII-armoured private key(s) that decrypt backups, or a directory of such *.asc files',
+      privateKeyFiles,
+    ).optional(),
     GPG_PASSPHRASE_FILE: readableFile("a readable file holding the private key's passphrase").optional(),
     GPG_PASSPHRASE: z.string().transform((value) => new Secret(value)).optional(),
 
@@ -1019,6 +1093,8 @@ const ONLY_WITH: readonly [Variable, Variable][] = [
   ...onlyWith('S3_BUCKET', ['S3_PREFIX', 'S3_REGION', 'S3_ENDPOINT_URL', 'S3_PART_SIZE_MB', 'SSE_KMS_KEY_ID', 'SSE_S3']),
   ...onlyWith('S3_BUCKET', ['S3_WRITER_ACCESS_KEY_ID', 'S3_READER_ACCESS_KEY_ID', 'S3_PRUNER_ACCESS_KEY_ID']),
   ...onlyWith('S3_BUCKET', ['S3_COPY_BUCKET', 'S3_RETENTION']),
+  ...onlyWith('S3_BUCKET', ['S3_OBJECT_LOCK_MODE']),
+  ...onlyWith('S3_COPY_BUCKET', ['S3_COPY_OBJECT_LOCK_MODE']),
   ...onlyWith('S3_COPY_BUCKET', ['S3_COPY_PREFIX', 'S3_COPY_REGION', 'S3_COPY_ENDPOINT_URL', 'S3_COPY_SSE_KMS_KEY_ID', 'S3_COPY_SSE_S3', 'S3_COPY_ACCESS_KEY_ID']),
   ...onlyWith('REMOTE_HOST', ['REMOTE_PORT', 'REMOTE_USER', 'REMOTE_DIR', 'REMOTE_SSH_KEY', 'REMOTE_HOST_KEY', 'REMOTE_KEEP_DAYS']),
   ...onlyWith('GPG_RECIPIENT', ['GPG_PUBLIC_KEY_FILE']),
@@ -1155,6 +1231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             writer: credentials(v.S3_WRITER_ACCESS_KEY_ID, v.S3_WRITER_SECRET_ACCESS_KEY),
             reader: credentials(v.S3_READER_ACCESS_KEY_ID, v.S3_READER_SECRET_ACCESS_KEY),
             pruner: credentials(v.S3_PRUNER_ACCESS_KEY_ID, v.S3_PRUNER_SECRET_ACCESS_KEY),
+            objectLock: v.S3_OBJECT_LOCK_MODE,
           },
     s3Copy:
       v.S3_COPY_BUCKET === undefined
@@ -1170,6 +1247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
                 ? { serverSideEncryption: 'aws:kms', kmsKeyId: v.S3_COPY_SSE_KMS_KEY_ID }
                 : { serverSideEncryption: 'AES256' },
             credentials: credentials(v.S3_COPY_ACCESS_KEY_ID, v.S3_COPY_SECRET_ACCESS_KEY),
+            objectLock: v.S3_COPY_OBJECT_LOCK_MODE,
           },
     prune: { localRetention: v.LOCAL_RETENTION, s3Retention: v.S3_RETENTION, abandonedAfterMs: v.PRUNE_ABANDONED_AFTER },
     gpg:
@@ -1181,7 +1259,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             decryption:
               v.GPG_PRIVATE_KEY_FILE === undefined
                 ? undefined
-                : { privateKeyFile: v.GPG_PRIVATE_KEY_FILE, passphraseFile: v.GPG_PASSPHRASE_FILE, passphrase: v.GPG_PASSPHRASE },
+                : {
+                    privateKeyFile: v.GPG_PRIVATE_KEY_FILE.path,
+                    keyFiles: v.GPG_PRIVATE_KEY_FILE.files,
+                    passphraseFile: v.GPG_PASSPHRASE_FILE,
+                    passphrase: v.GPG_PASSPHRASE,
+                  },
           },
     remote:
       v.REMOTE_HOST === undefined

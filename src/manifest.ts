@@ -23,6 +23,23 @@ export const artifactSchema = z.object({
   encryption: z.enum(['none', 'openpgp']),
   /** What the bytes are once decrypted: how to restore them by hand. */
   format: z.enum(['pg_dump-custom', 'sql', 'tar']),
+  /**
+   * OpenPGP artifacts: the keys the message is encrypted to (any one decrypts it), so a restore
+   * picks the fitting private key after a key rotation and `erp4-backup keys` lists backups no
+   * configured key opens. Optional: manifests written before it was recorded lack it (the
+   * restore then reads the key ids from the artifact's OpenPGP packets).
+   */
+  recipients: z
+    .array(
+      z.object({
+        /** The key id a PKESK packet of the artifact names (the encryption subkey). */
+        keyId: z.string().regex(/^[0-9A-F]{16}$/, 'expected 16 upper-case hex digits'),
+        /** The fingerprint of the primary key holding it: the key to look for. */
+        primaryFingerprint: z.string().regex(/^[0-9A-F]{40}$/, 'expected 40 upper-case hex digits'),
+      }),
+    )
+    .min(1)
+    .optional(),
 });
 export type ManifestArtifact = z.infer<typeof artifactSchema>;
 

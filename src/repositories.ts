@@ -1,5 +1,6 @@
-import type { Config, Credentials } from './config.js';
+import { ConfigError, type Config, type ConfigIssue, type Credentials } from './config.js';
 import { objectTagsForKey } from './lifecycle.js';
+import { objectLockPolicy, objectLockRetainUntil } from './object-lock.js';
 import { LocalRepository } from './storage/local.js';
 import type { Repository } from './storage/repository.js';
 import { S3Repository } from './storage/s3.js';
@@ -34,6 +35,10 @@ function repositoryFactories(config: Config, role: RepositoryRole): Map<string, 
   const factories = new Map<string, () => Repository>();
   factories.set('local', () => new LocalRepository({ root: config.local.backupDir }));
   const s3 = config.s3;
+  // Immutable backups: each object is locked for as long as S3_RETENTION may keep it (src/object-lock.ts).
+  const lockPolicy = objectLockPolicy(config.prune.s3Retention);
+  const objectLock = (mode: 'GOVERNANCE' | 'COMPLIANCE' | undefined) =>
+    mode === undefined ? undefined : { mode, retainUntil: (key: string) => objectLockRetainUntil(lockPolicy, key, new Date()) };
   if (s3) {
     const credentials = s3[role];
     factories.set(
@@ -51,6 +56,7 @@ function repositoryFactories(config: Config, role: RepositoryRole): Map<string, 
           sse: s3.sse.serverSideEncryption === 'aws:kms' ? { kind: 'aws:kms', kmsKeyId: s3.sse.kmsKeyId } : { kind: 'AES256' },
           partSizeBytes: s3.partSizeBytes,
           objectTags: objectTagsForKey,
+          objectLock: objectLock(s3.objectLock),
         }),
     );
     const copy = config.s3Copy;
@@ -70,6 +76,7 @@ function repositoryFactories(config: Config, role: RepositoryRole): Map<string, 
             sse: copy.sse.serverSideEncryption === 'aws:kms' ? { kind: 'aws:kms', kmsKeyId: copy.sse.kmsKeyId } : { kind: 'AES256' },
             partSizeBytes: s3.partSizeBytes,
             objectTags: objectTagsForKey,
+            objectLock: objectLock(copy.objectLock),
           }),
       );
     }
@@ -90,6 +97,28 @@ function repositoryFactories(config: Config, role: RepositoryRole): Map<string, 
     );
   }
   return factories;
+}
+
+/**
+ * Refuses Object Lock settings on a bucket created without Object Lock (S3 would reject every
+ * locked put, or worse, a store might ignore the lock): checked at worker start, naming the setting.
+ */
+export async function assertObjectLockBuckets(config: Config, repositories: ReadonlyMap<string, Repository>): Promise<void> {
+  const issues: ConfigIssue[] = [];
+  for (const [name, variable, bucket] of [
+    ['s3', 'S3_OBJECT_LOCK_MODE', config.s3?.bucket],
+    [OFFSITE_COPY_REPOSITORY, 'S3_COPY_OBJECT_LOCK_MODE', config.s3Copy?.bucket],
+  ] as const) {
+    const repository = repositories.get(name);
+    if (!(repository instanceof S3Repository) || !repository.immutable) continue;
+    if (!(await repository.bucketHasObjectLock())) {
+      issues.push({
+        variable,
+        message: `is set, but the bucket ${bucket} was created without Object Lock; expected a bucket created with Object Lock enabled (aws s3api create-bucket --object-lock-enabled-for-bucket), or ${variable} unset`,
+      });
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
 }
 
 function sdkCredentials(credentials: Credentials) {

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BackupRuntime } from '../activities/runtime.js';
 import type { Config } from './config.js';
-import { encryptStream, loadRecipientKeys } from './crypto/openpgp.js';
+import { encryptStream, loadRecipientKeys, recipientKeyRefs } from './crypto/openpgp.js';
 import { createPruneRuntime } from './prune-policy.js';
-import { createRepositories, openRepository, repositoryNames } from './repositories.js';
+import { assertObjectLockBuckets, createRepositories, openRepository, repositoryNames } from './repositories.js';
 import { createRestoreSettings } from './restore/settings.js';
 
 /**
@@ -17,6 +17,13 @@ import { createRestoreSettings } from './restore/settings.js';
 export async function createBackupRuntime(config: Config): Promise<BackupRuntime> {
   const encryption = config.gpg?.encryption;
   const recipientKeys = encryption ? await loadRecipientKeys(encryption.publicKeyFile, encryption.recipient) : undefined;
+  const repositories = createRepositories(config, 'writer');
+  try {
+    await assertObjectLockBuckets(config, repositories);
+  } catch (error) {
+    await Promise.all([...repositories.values()].map((repository) => repository.close()));
+    throw error;
+  }
   return {
     layout: { env: config.env, prefix: config.local.prefix },
     db: {
@@ -35,9 +42,13 @@ export async function createBackupRuntime(config: Config): Promise<BackupRuntime
     assetDir: config.assets.provider === 'local' ? config.assets.dir : undefined,
     encryption:
       encryption && recipientKeys
-        ? { recipient: encryption.recipient, encrypt: (plaintext: Readable) => encryptStream(plaintext, recipientKeys) }
+        ? {
+            recipient: encryption.recipient,
+            recipients: await recipientKeyRefs(recipientKeys),
+            encrypt: (plaintext: Readable) => encryptStream(plaintext, recipientKeys),
+          }
         : undefined,
-    repositories: createRepositories(config, 'writer'),
+    repositories,
     notifyWebhookUrl: config.notify.webhookUrl?.reveal(),
     freshness: config.freshness,
     restore: await createRestoreSettings(config, {

@@ -140,7 +140,14 @@ function artifactName(artifact: StagedArtifact): string {
 }
 
 function manifestEntry(artifact: StagedArtifact): ManifestArtifact {
-  return { key: artifact.key, size: artifact.size, sha256: artifact.sha256, encryption: artifact.encryption, format: artifact.format };
+  return {
+    key: artifact.key,
+    size: artifact.size,
+    sha256: artifact.sha256,
+    encryption: artifact.encryption,
+    format: artifact.format,
+    ...(artifact.recipients ? { recipients: artifact.recipients } : {}),
+  };
 }
 
 function errorMessage(error: unknown): string {

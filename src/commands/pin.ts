@@ -70,9 +70,11 @@ async function setPinned(repository: Repository, { key, manifest }: { key: strin
   };
   if (pinned) await tagArtifacts();
   const manifestTags = tierTags(tier, 'manifest');
+  // On purpose: in an immutable (Object Lock) bucket the manifest gets a new version; the old one stays locked.
   await repository.putBytes(key, serializeManifest({ ...manifest, pinned }), {
     metadata: { env: manifest.env, generated_at: manifest.generatedAt, schema_version: manifest.schemaVersion },
     tags: manifestTags,
+    overwrite: true,
   });
   // putBytes skips an upload of identical content (already pinned): set the tags regardless.
   await s3?.putObjectTags(key, manifestTags);

@@ -102,47 +102,146 @@ export async function encryptStream(input: Readable, keys: readonly PublicKey[],
 }
 
 /**
- * Reads the one private key in `privateKeyFile` (GPG_PRIVATE_KEY_FILE) and unlocks it with
- * `passphrase` (GPG_PASSPHRASE). An unprotected key is returned as is.
+ * The key that encrypted an artifact, as the manifest records it (src/manifest.ts): the
+ * encryption subkey (or primary key) a PKESK packet names, and the primary key it belongs to,
+ * so an operator can tell which private key a backup needs after the key was rotated.
  */
-export async function loadPrivateKey(privateKeyFile: string, passphrase: string): Promise<PrivateKey> {
-  const keys = await readKeyFile(privateKeyFile, 'GPG_PRIVATE_KEY_FILE');
-  const privateKeys = keys.filter((key): key is PrivateKey => key.isPrivate());
-  const privateKey = privateKeys[0];
-  if (privateKey === undefined) {
-    throw new OpenPgpKeyError(`GPG_PRIVATE_KEY_FILE (${privateKeyFile}) holds only public keys, no private key`);
-  }
-  if (privateKeys.length > 1) {
-    throw new OpenPgpKeyError(
-      `GPG_PRIVATE_KEY_FILE (${privateKeyFile}) holds ${privateKeys.length} private keys (${privateKeys.map(describeKey).join('; ')}); it must hold exactly one`,
-    );
-  }
-  if (privateKey.isDecrypted()) return privateKey;
-  if (passphrase === '') {
-    throw new OpenPgpKeyError(
-      `GPG_PASSPHRASE is empty, but the private key in GPG_PRIVATE_KEY_FILE (${privateKeyFile}) is passphrase-protected`,
-    );
-  }
-  try {
-    return await decryptKey({ privateKey, passphrase });
-  } catch (error) {
-    const reason = errorMessage(error);
-    // openpgp's messages never contain the passphrase itself.
-    const detail = /incorrect key passphrase/i.test(reason)
-      ? 'GPG_PASSPHRASE is wrong for'
-      : `GPG_PASSPHRASE could not unlock (${reason})`;
-    throw new OpenPgpKeyError(`${detail} the private key in GPG_PRIVATE_KEY_FILE (${privateKeyFile}), ${describeKey(privateKey)}`);
-  }
+export interface RecipientKeyRef {
+  /** 16 upper-case hex digits: the key id in the message's PKESK packet. */
+  keyId: string;
+  /** 40 upper-case hex digits: the fingerprint of the primary key holding that (sub)key. */
+  primaryFingerprint: string;
 }
 
 /**
- * Decrypts a binary OpenPGP message from `input` with `privateKey`, streaming.
- * Callers MUST have verified the ciphertext's sha256 against the manifest first (see the top of
- * this file): the plaintext is released before the MDC is checked at the end of the stream,
- * and a modified message only fails there, as an error of the returned stream. A rejection
- * destroys `input`.
+ * The (sub)keys `encryptStream` encrypts to at `now`, one per recipient key: what the manifest
+ * records for each encrypted artifact.
  */
-export async function decryptStream(input: Readable, privateKey: PrivateKey): Promise<Readable> {
+export async function recipientKeyRefs(keys: readonly PublicKey[], now: Date = new Date()): Promise<RecipientKeyRef[]> {
+  const refs: RecipientKeyRef[] = [];
+  for (const key of keys) {
+    const encryptionKey = await key.getEncryptionKey(undefined, now);
+    refs.push({ keyId: encryptionKey.getKeyID().toHex().toUpperCase(), primaryFingerprint: key.getFingerprint().toUpperCase() });
+  }
+  return refs;
+}
+
+/**
+ * The private keys that decrypt backups, unlocked: several after a key rotation (old backups
+ * stay encrypted to the old key). `keyIds` holds the key id of every primary key and subkey.
+ */
+export interface DecryptionKeys {
+  keys: readonly PrivateKey[];
+  /** Upper-case hex key ids of every (sub)key held. */
+  keyIds: readonly string[];
+  /** For messages: `<fingerprint> (<user id>)` of each key. */
+  describe(): string;
+}
+
+/** A private-key file and the passphrase that unlocks its keys ('' for unprotected keys). */
+export interface PrivateKeySource {
+  file: string;
+  passphrase: string;
+  /** The variable that named the passphrase, for messages (GPG_PASSPHRASE, or a `.passphrase` file). */
+  passphraseFrom: string;
+}
+
+/**
+ * Reads and unlocks every private key of `sources` (GPG_PRIVATE_KEY_FILE: one file, possibly
+ * holding several keys, or every key file of a directory). A file without a private key, a key
+ * that cannot be unlocked, or no key at all fail with OpenPgpKeyError naming the file.
+ */
+export async function loadDecryptionKeys(sources: readonly PrivateKeySource[], where: string): Promise<DecryptionKeys> {
+  const keys: PrivateKey[] = [];
+  for (const source of sources) keys.push(...(await loadPrivateKeys(source)));
+  if (keys.length === 0) throw new OpenPgpKeyError(`GPG_PRIVATE_KEY_FILE (${where}) holds no usable private key`);
+  return decryptionKeys(keys);
+}
+
+function decryptionKeys(keys: readonly PrivateKey[]): DecryptionKeys {
+  const keyIds = [...new Set(keys.flatMap((key) => key.getKeyIDs().map((id) => id.toHex().toUpperCase())))];
+  return { keys, keyIds, describe: () => keys.map(describeKey).join('; ') };
+}
+
+/**
+ * The key ids of the private keys in `files`, without unlocking them (no passphrase needed):
+ * what `erp4-backup keys` compares the manifests with.
+ */
+export async function privateKeyIds(files: readonly string[]): Promise<{ keyIds: string[]; keys: string[] }> {
+  const keys: Key[] = [];
+  for (const file of files) keys.push(...(await readKeyFile(file, 'GPG_PRIVATE_KEY_FILE')).filter((key) => key.isPrivate()));
+  return {
+    keyIds: [...new Set(keys.flatMap((key) => key.getKeyIDs().map((id) => id.toHex().toUpperCase())))],
+    keys: keys.map(describeKey),
+  };
+}
+
+async function loadPrivateKeys({ file, passphrase, passphraseFrom }: PrivateKeySource): Promise<PrivateKey[]> {
+  const privateKeys = (await readKeyFile(file, 'GPG_PRIVATE_KEY_FILE')).filter((key): key is PrivateKey => key.isPrivate());
+  if (privateKeys.length === 0) {
+    throw new OpenPgpKeyError(`GPG_PRIVATE_KEY_FILE (${file}) holds only public keys, no private key`);
+  }
+  const unlocked: PrivateKey[] = [];
+  for (const privateKey of privateKeys) {
+    if (privateKey.isDecrypted()) {
+      unlocked.push(privateKey);
+      continue;
+    }
+    if (passphrase === '') {
+      throw new OpenPgpKeyError(
+        `${passphraseFrom} is empty, but the private key in GPG_PRIVATE_KEY_FILE (${file}), ${describeKey(privateKey)}, is passphrase-protected`,
+      );
+    }
+    try {
+      unlocked.push(await decryptKey({ privateKey, passphrase }));
+    } catch (error) {
+      const reason = errorMessage(error);
+      // openpgp's messages never contain the passphrase itself.
+      const detail = /incorrect key passphrase/i.test(reason)
+        ? `${passphraseFrom} is wrong for`
+        : `${passphraseFrom} could not unlock (${reason})`;
+      throw new OpenPgpKeyError(`${detail} the private key in GPG_PRIVATE_KEY_FILE (${file}), ${describeKey(privateKey)}`);
+    }
+  }
+  return unlocked;
+}
+
+/**
+ * The key ids a binary OpenPGP message is encrypted to (its PKESK packets), read from the start
+ * of `input` only; the stream is destroyed afterwards. `0000000000000000` is an anonymous
+ * recipient (gpg --throw-keyids).
+ */
+export async function messageRecipientKeyIds(input: Readable): Promise<string[]> {
+  try {
+    const message = await readMessage({ binaryMessage: toWebStream(input) });
+    return message.getEncryptionKeyIDs().map((id) => id.toHex().toUpperCase());
+  } catch (error) {
+    throw new Error(`the backup artifact is not a binary OpenPGP message: ${errorMessage(error)}`);
+  } finally {
+    input.destroy();
+  }
+}
+
+const ANONYMOUS_KEY_ID = '0000000000000000';
+
+/**
+ * The recipient key ids of `recipientKeyIds` that `available` cannot decrypt: empty when one of
+ * them is held (one fitting key suffices) or the message names an anonymous recipient.
+ */
+export function missingRecipientKeyIds(recipientKeyIds: readonly string[], available: readonly string[]): string[] {
+  const ids = recipientKeyIds.map((id) => id.toUpperCase());
+  if (ids.includes(ANONYMOUS_KEY_ID) || ids.some((id) => available.includes(id))) return [];
+  return ids;
+}
+
+/**
+ * Decrypts a binary OpenPGP message from `input` with whichever of `privateKeys` it is
+ * encrypted to, streaming. Callers MUST have verified the ciphertext's sha256 against the
+ * manifest first (see the top of this file): the plaintext is released before the MDC is
+ * checked at the end of the stream, and a modified message only fails there, as an error of
+ * the returned stream. A rejection destroys `input`.
+ */
+export async function decryptStream(input: Readable, privateKeys: DecryptionKeys): Promise<Readable> {
   return destroyInputOnFailure(input, async () => {
     let message;
     try {
@@ -151,18 +250,18 @@ export async function decryptStream(input: Readable, privateKey: PrivateKey): Pr
       throw new Error(`the backup artifact is not a binary OpenPGP message: ${errorMessage(error)}`);
     }
     const recipientIds = message.getEncryptionKeyIDs();
-    const ownIds = privateKey.getKeyIDs();
-    // An anonymous recipient (key id 0, gpg --throw-keyids) may be any key: let decryption try.
-    const addressedToKey = recipientIds.some((recipientId) => ownIds.some((ownId) => ownId.equals(recipientId, true)));
-    if (!addressedToKey) {
+    const missing = missingRecipientKeyIds(recipientIds.map((id) => id.toHex().toUpperCase()), privateKeys.keyIds);
+    if (recipientIds.length === 0 || missing.length > 0) {
       const intendedFor = recipientIds.length === 0 ? 'no public key' : `key id ${hexIds(recipientIds)}`;
       throw new OpenPgpKeyError(
-        `the backup is encrypted for ${intendedFor}; GPG_PRIVATE_KEY_FILE holds ${describeKey(privateKey)} with key ids ${hexIds(ownIds)}`,
+        `the backup is encrypted for ${intendedFor}; GPG_PRIVATE_KEY_FILE holds ${privateKeys.describe()} with key ids ${privateKeys.keyIds.join(', ')}`,
       );
     }
+    // Only the fitting keys: openpgp would otherwise try every key on an anonymous recipient too.
+    const fitting = privateKeys.keys.filter((key) => key.getKeyIDs().some((own) => recipientIds.some((id) => own.equals(id, true))));
     const { data }: { data: unknown } = await decrypt({
       message,
-      decryptionKeys: privateKey,
+      decryptionKeys: fitting.length > 0 ? fitting : [...privateKeys.keys],
       format: 'binary',
       config: DECRYPT_CONFIG,
     });

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { RestoreSettings } from '../../activities/restore-runtime.js';
 import type { Config } from '../config.js';
-import { decryptStream, loadPrivateKey } from '../crypto/openpgp.js';
+import { decryptStream, loadDecryptionKeys } from '../crypto/openpgp.js';
 import type { Repository } from '../storage/repository.js';
 
 /** DRILL_DB_*: the connection drills use instead of the production one (its maintenance database). */
@@ -27,27 +27,37 @@ function drillServer(config: Config): RestoreSettings['drillServer'] {
 const PREFERENCE = ['s3', 'sftp', 'local'];
 
 /**
- * The restore part of the worker's runtime. The private key (GPG_PRIVATE_KEY_FILE) is unlocked
- * here, at worker start, so a wrong passphrase stops the worker with a clear message instead of
- * failing the first drill; key and passphrase never leave this process.
+ * The restore part of the worker's runtime. The private keys (GPG_PRIVATE_KEY_FILE: a file or a
+ * directory of them, old and new after a rotation) are unlocked here, at worker start, so a
+ * wrong passphrase stops the worker with a clear message instead of failing the first drill;
+ * keys and passphrases never leave this process.
  */
 export async function createRestoreSettings(
   config: Config,
   repositories: { names: readonly string[]; openReader(name: string): Repository | undefined },
 ): Promise<RestoreSettings> {
   const decryption = config.gpg?.decryption;
-  const privateKey = decryption
-    ? await loadPrivateKey(
+  const readPassphrase = async (file: string) => (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+  const keys = decryption
+    ? await loadDecryptionKeys(
+        await Promise.all(
+          decryption.keyFiles.map(async ({ file, passphraseFile }) =>
+            passphraseFile !== undefined
+              ? { file, passphrase: await readPassphrase(passphraseFile), passphraseFrom: `the passphrase file ${passphraseFile}` }
+              : decryption.passphraseFile !== undefined
+                ? { file, passphrase: await readPassphrase(decryption.passphraseFile), passphraseFrom: 'GPG_PASSPHRASE_FILE' }
+                : { file, passphrase: decryption.passphrase?.reveal() ?? '', passphraseFrom: 'GPG_PASSPHRASE' },
+          ),
+        ),
         decryption.privateKeyFile,
-        decryption.passphraseFile !== undefined
-          ? (await readFile(decryption.passphraseFile, 'utf8')).replace(/\r?\n$/, '')
-          : (decryption.passphrase?.reveal() ?? ''),
       )
     : undefined;
   return {
     openReader: repositories.openReader,
     readerNames: PREFERENCE.filter((name) => repositories.names.includes(name)),
-    decryption: privateKey ? { decrypt: (ciphertext: Readable) => decryptStream(ciphertext, privateKey) } : undefined,
+    decryption: keys
+      ? { keyIds: keys.keyIds, describeKeys: keys.describe, decrypt: (ciphertext: Readable) => decryptStream(ciphertext, keys) }
+      : undefined,
     approvers: config.restore.approvers,
     approvalTimeoutMs: config.restore.approvalTimeoutMs,
     drillPreApproved: config.drill.preApproved,

@@ -28,6 +28,13 @@ export interface PutOptions {
   /** Called with the total number of bytes sent so far (heartbeats, progress). */
   onProgress?: (bytesSent: number) => void;
   signal?: AbortSignal;
+  /**
+   * Replace an existing object on purpose, also in an immutable (S3 Object Lock) repository,
+   * where the replaced version stays stored and locked. Only `pin`/`unpin` rewrite a manifest;
+   * every other put is refused there when the key holds other content. Backends that always
+   * replace ignore it.
+   */
+  overwrite?: boolean;
 }
 
 export interface GetOptions {
@@ -136,6 +143,8 @@ function describeCause(cause: unknown): string {
  */
 export function storageFailure(repository: string, operation: string, key: string, error: unknown, signal?: AbortSignal): Error {
   if (error instanceof IntegrityError || error instanceof ObjectNotFoundError || error instanceof StorageError) return error;
+  // A refusal to replace an immutable object (src/storage/s3.ts): permanent, keep its name.
+  if (error instanceof Error && error.name === 'ImmutableObjectError') return error;
   if (error instanceof Error && error.name === 'AbortError') return error;
   if (signal?.aborted) return new DOMException(`${repository}: ${operation} ${JSON.stringify(key)} was aborted`, 'AbortError');
   return new StorageError(repository, operation, key, error);

@@ -2,10 +2,13 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetBucketLifecycleConfigurationCommand,
+  GetObjectLockConfigurationCommand,
+  GetObjectRetentionCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectVersionsCommand,
   paginateListObjectsV2,
   PutBucketLifecycleConfigurationCommand,
   PutObjectTaggingCommand,
@@ -69,6 +72,21 @@ export interface S3RepositoryOptions {
    * tier their key implies (src/lifecycle.ts objectTagsForKey). Undefined: no tags.
    */
   objectTags?: (key: string) => Record<string, string> | undefined;
+  /**
+   * Immutable objects (S3_OBJECT_LOCK_MODE; the bucket must have Object Lock, hence versioning):
+   * every put carries the lock `mode` and `retainUntil(key)`, and refuses to replace an existing
+   * key (`If-None-Match: *`, and a HeadObject first where the role may read) unless the put says
+   * `overwrite`; delete removes every version of a key (what Prune does once the lock ended).
+   */
+  objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; retainUntil: (key: string) => Date };
+}
+
+/**
+ * A put that would replace an existing object of an immutable (Object Lock) repository, or an
+ * upload that failed verification where it cannot be replaced: retrying cannot help.
+ */
+export class ImmutableObjectError extends Error {
+  override readonly name = 'ImmutableObjectError';
 }
 
 /** A multipart upload that was started and never completed nor aborted (it costs storage). */
@@ -146,6 +164,12 @@ function validatedTags(key: string, tags: Record<string, string> | undefined): {
     if (value.length > 256 || !TAG_TEXT.test(value)) throw new Error(`${key}: tag ${name} value ${JSON.stringify(value)} is not a valid S3 tag value`);
   }
   return entries.map(([Key, Value]) => ({ Key, Value }));
+}
+
+function isPreconditionFailed(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name;
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return name === 'PreconditionFailed' || status === 412;
 }
 
 function isNoLifecycleConfiguration(error: unknown): boolean {
@@ -283,7 +307,7 @@ export class S3Repository implements Repository {
     try {
       options.signal?.throwIfAborted();
       const partSize = partSizeFor(options.expected.size, this.options.partSizeBytes);
-      if (this.options.writeOnly || !this.holds(await this.head(objectKey, options.signal), options.expected)) {
+      if (await this.needsUpload(key, objectKey, options.expected, options)) {
         await this.upload(key, objectKey, createReadStream(sourcePath), options.expected, partSize, { ...options, metadata, tags });
       }
       options.onProgress?.(options.expected.size);
@@ -299,12 +323,31 @@ export class S3Repository implements Repository {
     try {
       options.signal?.throwIfAborted();
       const digest = sha256OfBytes(body);
-      if (this.options.writeOnly || !this.holds(await this.head(objectKey, options.signal), digest)) {
+      if (await this.needsUpload(key, objectKey, digest, options)) {
         await this.upload(key, objectKey, Readable.from([body]), digest, this.options.partSizeBytes, { ...options, metadata, tags });
       }
     } catch (error) {
       throw storageFailure(this.name, 'putBytes', key, error);
     }
+  }
+
+  /**
+   * False when the object already holds this content. An immutable repository refuses other
+   * content under an existing key here, before any byte is sent (a write-only role cannot
+   * look: the conditional put refuses it instead).
+   */
+  private async needsUpload(key: string, objectKey: string, expected: Digest, options: { signal?: AbortSignal; overwrite?: boolean }): Promise<boolean> {
+    if (this.options.writeOnly) return true;
+    const head = await this.head(objectKey, options.signal);
+    if (this.holds(head, expected)) return false;
+    if (head !== undefined && this.options.objectLock && !options.overwrite) throw this.overwriteRefused(key);
+    return true;
+  }
+
+  private overwriteRefused(key: string): ImmutableObjectError {
+    return new ImmutableObjectError(
+      `${this.name}: refusing to overwrite ${key}: it exists with other content, and this repository is immutable (Object Lock); a backup never replaces a stored object`,
+    );
   }
 
   private async upload(
@@ -330,6 +373,7 @@ export class S3Repository implements Repository {
         Metadata: { ...options.metadata, [SHA256_METADATA]: expected.sha256 },
         ChecksumAlgorithm: 'SHA256',
         ...this.sseParams(),
+        ...this.lockParams(key, options.overwrite === true),
       },
       partSize,
       queueSize: this.options.queueSize,
@@ -345,13 +389,42 @@ export class S3Repository implements Repository {
     try {
       stored = await upload.done();
     } catch (error) {
+      if (bodyError === undefined && isPreconditionFailed(error)) return this.alreadyStored(key, objectKey, expected);
       // An integrity failure of the body surfaces in lib-storage as whatever failed first.
       throw bodyError ?? error;
     } finally {
       body.destroy();
     }
-    if (this.options.writeOnly) this.verifyUploadResponse(key, expected, stored, partChecksums.objectChecksums());
-    else await this.verifyStored(key, objectKey, expected, partChecksums.objectChecksums(), expected.size <= partSize);
+    if (!this.options.writeOnly) {
+      await this.verifyStored(key, objectKey, expected, partChecksums.objectChecksums(), expected.size <= partSize);
+      return;
+    }
+    try {
+      this.verifyUploadResponse(key, expected, stored, partChecksums.objectChecksums());
+    } catch (error) {
+      // The writer can neither delete nor (conditional put) replace the bad object: a retry would
+      // take it for its own earlier put. The backup fails here; no manifest will name the object.
+      if (this.options.objectLock) throw new ImmutableObjectError(`${(error as Error).message}; the object is immutable and stays as it is`);
+      throw error;
+    }
+  }
+
+  /** Object Lock parameters of a put, and `If-None-Match: *` unless it replaces on purpose. */
+  private lockParams(key: string, overwrite: boolean) {
+    const lock = this.options.objectLock;
+    if (!lock) return {};
+    return { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.retainUntil(key), ...(overwrite ? {} : { IfNoneMatch: '*' }) };
+  }
+
+  /**
+   * The conditional put found the key taken (412). With a role that may read, it is this put's
+   * content (a retry after a put that completed) or a refusal. A write-only role cannot look:
+   * it accepts the object as its own earlier put, as it accepts every put it cannot read back;
+   * the manifest's sha256, `verify` and every restore check the content.
+   */
+  private async alreadyStored(key: string, objectKey: string, expected: Digest): Promise<void> {
+    if (this.options.writeOnly) return;
+    if (!this.holds(await this.head(objectKey), expected)) throw this.overwriteRefused(key);
   }
 
   /** Write-only verification: what PutObject / CompleteMultipartUpload answered. */
@@ -480,10 +553,71 @@ export class S3Repository implements Repository {
   async delete(key: string): Promise<void> {
     const objectKey = this.objectKey(key);
     try {
+      if (this.options.objectLock) {
+        await this.deleteEveryVersion(objectKey);
+        return;
+      }
       await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: objectKey }));
     } catch (error) {
       if (isNotFound(error)) return;
       throw storageFailure(this.name, 'delete', key, error);
+    }
+  }
+
+  /**
+   * An Object Lock bucket is versioned: a plain delete only adds a delete marker and keeps the
+   * bytes. Deleting each version (and marker) frees them; S3 refuses a version still locked.
+   */
+  private async deleteEveryVersion(objectKey: string): Promise<void> {
+    let markers: { KeyMarker?: string; VersionIdMarker?: string } = {};
+    for (;;) {
+      const page = await this.client.send(new ListObjectVersionsCommand({ Bucket: this.options.bucket, Prefix: objectKey, ...markers }));
+      const versions = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].filter((version) => version.Key === objectKey && version.VersionId !== undefined);
+      for (const version of versions) {
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: objectKey, VersionId: version.VersionId }));
+      }
+      if (!page.IsTruncated) return;
+      markers = { KeyMarker: page.NextKeyMarker, VersionIdMarker: page.NextVersionIdMarker };
+    }
+  }
+
+  /**
+   * When the Object Lock of `key` ends; undefined when it has none (or the object is gone).
+   * GetObjectRetention needs only s3:GetObjectRetention (the pruner may not read artifacts,
+   * deploy/iam/pruner.json). A store that does not implement it (moto 5 answers with the
+   * object itself) is asked with HeadObject, which carries the same date.
+   */
+  async lockedUntil(key: string): Promise<Date | undefined> {
+    const objectKey = this.objectKey(key);
+    try {
+      const { Retention } = await this.client.send(new GetObjectRetentionCommand({ Bucket: this.options.bucket, Key: objectKey }));
+      return Retention?.RetainUntilDate;
+    } catch (error) {
+      const name = (error as { name?: string }).name;
+      if (isNotFound(error) || name === 'NoSuchObjectLockConfiguration' || name === 'ObjectLockConfigurationNotFoundError') return undefined;
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status !== 200 && status !== 501) throw storageFailure(this.name, 'lockedUntil', key, error);
+    }
+    try {
+      return (await this.head(objectKey))?.ObjectLockRetainUntilDate;
+    } catch (error) {
+      throw storageFailure(this.name, 'lockedUntil', key, error);
+    }
+  }
+
+  /** Whether this repository puts immutable objects (S3_OBJECT_LOCK_MODE). */
+  get immutable(): boolean {
+    return this.options.objectLock !== undefined;
+  }
+
+  /** Whether the bucket was created with Object Lock enabled (it cannot be turned on later for existing buckets without versioning). */
+  async bucketHasObjectLock(): Promise<boolean> {
+    try {
+      const { ObjectLockConfiguration } = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.options.bucket }));
+      return ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ObjectLockConfigurationNotFoundError') return false;
+      throw storageFailure(this.name, 'bucketHasObjectLock', this.options.bucket, error);
     }
   }
 

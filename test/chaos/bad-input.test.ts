@@ -133,7 +133,7 @@ describe('GPG_RECIPIENT keys that cannot encrypt: the worker refuses to start', 
     await refuses('sign-only key', { recipient: 'sign-only@example.test', publicKeyPath: key.publicKeyPath }, /GPG_RECIPIENT "sign-only@example\.test".*cannot encrypt/);
   });
 
-  it('a wrong private key at restore: the drill fails at decryption, naming GPG_PRIVATE_KEY_FILE, before any database is touched', async () => {
+  it('a wrong private key at restore: the drill fails when it selects the backup, naming GPG_PRIVATE_KEY_FILE and the key id, before any database is touched', async () => {
     const wrongKey = new RowGroup('37-wrong-private-key', 'A wrong private key at restore (GPG_PRIVATE_KEY_FILE of another key): the drill fails before touching any database');
     try {
       await wrongKey.run('GPG_PRIVATE_KEY_FILE of another key', async () => {
@@ -162,8 +162,9 @@ describe('GPG_RECIPIENT keys that cannot encrypt: the worker refuses to start', 
           );
           expect(error).toBeInstanceOf(WorkflowFailedError);
           const text = describeError(error);
-          expect(text).toMatch(/RestoreDrill failed at decrypting: the backup is encrypted for key id [0-9A-F]+; GPG_PRIVATE_KEY_FILE holds/i);
-          expect(await activityFailures(drill)).toEqual([expect.objectContaining({ activity: 'decryptArtifacts', attempt: 1, nonRetryable: true })]);
+          // The manifest records the key each artifact is encrypted for (key rotation): refused before a byte is fetched.
+          expect(text).toMatch(/RestoreDrill failed at selecting: GPG_PRIVATE_KEY_FILE: backup \S+ cannot be decrypted on this worker: db is encrypted for key id [0-9A-F]{16} \(primary key [0-9A-F]{40}\)/);
+          expect(await activityFailures(drill)).toEqual([expect.objectContaining({ activity: 'planRestore', attempt: 1, nonRetryable: true })]);
           expect(await databasesLike(s, scratchDatabaseName(backup.backupId, drillId))).toEqual([]);
           return text;
         } finally {

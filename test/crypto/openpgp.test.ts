@@ -10,8 +10,11 @@ import {
   OpenPgpKeyError,
   decryptStream,
   encryptStream,
-  loadPrivateKey,
+  loadDecryptionKeys,
   loadRecipientKeys,
+  messageRecipientKeyIds,
+  recipientKeyRefs,
+  type DecryptionKeys,
 } from '../../src/crypto/openpgp.js';
 import {
   createExpiredKey,
@@ -25,6 +28,11 @@ import {
 } from '../helpers/gpg.js';
 
 const MiB = 1024 * 1024;
+
+/** The keys of one GPG_PRIVATE_KEY_FILE, unlocked with GPG_PASSPHRASE. */
+function loadPrivateKey(file: string, passphrase: string): Promise<DecryptionKeys> {
+  return loadDecryptionKeys([{ file, passphrase, passphraseFrom: 'GPG_PASSPHRASE' }], file);
+}
 const DAY_MS = 86_400_000;
 
 /**
@@ -211,9 +219,10 @@ describe('OpenPGP streaming, interoperable with GnuPG 2.2', () => {
     });
 
     it('unlocks the key exported by gpg', async () => {
-      const key = await loadPrivateKey(keyring.privateKeyPath, keyring.passphrase);
-      expect(key.isDecrypted()).toBe(true);
-      expect(key.getUserIDs()).toEqual(['Backup Test <backup@example.test>']);
+      const { keys } = await loadPrivateKey(keyring.privateKeyPath, keyring.passphrase);
+      expect(keys).toHaveLength(1);
+      expect(keys[0]!.isDecrypted()).toBe(true);
+      expect(keys[0]!.getUserIDs()).toEqual(['Backup Test <backup@example.test>']);
     });
   });
 
@@ -342,7 +351,7 @@ describe('OpenPGP streaming, interoperable with GnuPG 2.2', () => {
       expect(input.destroyed).toBe(true); // the file descriptor is not leaked
       expect(error).toBeInstanceOf(OpenPgpKeyError);
       expect(error.message).toContain(
-        `the backup is encrypted for key id ${subkeyId}; GPG_PRIVATE_KEY_FILE holds ${otherKey.getFingerprint().toUpperCase()}`,
+        `the backup is encrypted for key id ${subkeyId}; GPG_PRIVATE_KEY_FILE holds ${otherKey.keys[0]!.getFingerprint().toUpperCase()}`,
       );
     });
 
@@ -371,6 +380,53 @@ describe('OpenPGP streaming, interoperable with GnuPG 2.2', () => {
       expect(error.message).toMatch(/Modification detected/);
       // Streaming: almost all plaintext was handed out before the MDC check failed.
       expect(releasedBytes).toBeGreaterThan(3 * MiB);
+    });
+  });
+
+  describe('key rotation: several private keys', () => {
+    it('records the encryption subkey, decrypts old and new messages with both keys, and reads the key id from the packets', async () => {
+      const oldCiphertext = join(dir, 'rotation-old.gpg');
+      await encryptToFile(Readable.from([Buffer.from('old backup')]), oldCiphertext);
+      const newKeys = await loadRecipientKeys(otherKeyring.publicKeyPath, otherKeyring.recipient);
+      const newCiphertext = join(dir, 'rotation-new.gpg');
+      await pipeline(await encryptStream(Readable.from([Buffer.from('new backup')]), newKeys), createWriteStream(newCiphertext));
+
+      const oldKeys = await loadRecipientKeys(keyring.publicKeyPath, keyring.recipient);
+      const [oldRef] = await recipientKeyRefs(oldKeys);
+      expect(oldRef).toEqual({ keyId: await gpgEncryptionSubkeyId(keyring), primaryFingerprint: oldKeys[0]!.getFingerprint().toUpperCase() });
+      expect(await messageRecipientKeyIds(createReadStream(oldCiphertext))).toEqual([oldRef!.keyId]);
+
+      const both = await loadDecryptionKeys(
+        [
+          { file: keyring.privateKeyPath, passphrase: keyring.passphrase, passphraseFrom: 'GPG_PASSPHRASE' },
+          { file: otherKeyring.privateKeyPath, passphrase: otherKeyring.passphrase, passphraseFrom: 'the passphrase file other.passphrase' },
+        ],
+        dir,
+      );
+      expect(both.keys).toHaveLength(2);
+      expect(both.keyIds).toContain(oldRef!.keyId);
+      expect(Buffer.concat(await (await decryptStream(createReadStream(oldCiphertext), both)).toArray()).toString()).toBe('old backup');
+      expect(Buffer.concat(await (await decryptStream(createReadStream(newCiphertext), both)).toArray()).toString()).toBe('new backup');
+    });
+
+    it('names the passphrase source of the key it cannot unlock', async () => {
+      const error = await errorOf(
+        loadDecryptionKeys(
+          [
+            { file: keyring.privateKeyPath, passphrase: keyring.passphrase, passphraseFrom: 'GPG_PASSPHRASE' },
+            { file: otherKeyring.privateKeyPath, passphrase: 'wrong-passphrase', passphraseFrom: 'the passphrase file new.passphrase' },
+          ],
+          dir,
+        ),
+      );
+      expect(error).toBeInstanceOf(OpenPgpKeyError);
+      expect(error.message).toContain(`the passphrase file new.passphrase is wrong for the private key in GPG_PRIVATE_KEY_FILE (${otherKeyring.privateKeyPath})`);
+    });
+
+    it('refuses a key source with no private key at all', async () => {
+      const error = await errorOf(loadDecryptionKeys([], dir));
+      expect(error).toBeInstanceOf(OpenPgpKeyError);
+      expect(error.message).toBe(`GPG_PRIVATE_KEY_FILE (${dir}) holds no usable private key`);
     });
   });
 });

@@ -12,6 +12,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  PutBucketLifecycleConfigurationCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -29,7 +30,7 @@ import { createTestBucket, startS3Server, testS3Client, type S3Server } from '..
 import { services } from '../helpers/services.js';
 
 const root = resolve(import.meta.dirname, '../..');
-const ROLES = ['writer', 'reader', 'pruner'] as const;
+const ROLES = ['writer', 'reader', 'pruner', 'offsite-copy'] as const;
 type Role = (typeof ROLES)[number];
 
 const BUCKET = 'erp4-iam';
@@ -38,6 +39,10 @@ const PLACEHOLDERS = {
   S3_PREFIX: 'erp4',
   BACKUP_ENV: 'prod',
   SSE_KMS_KEY_ARN: 'arn:aws:kms:ap-northeast-1:123456789012:key/11111111-2222-3333-4444-555555555555',
+  // deploy/iam/offsite-copy.json: here the copy lives in the same test bucket.
+  S3_COPY_BUCKET: BUCKET,
+  S3_COPY_PREFIX: 'erp4',
+  S3_COPY_SSE_KMS_KEY_ARN: 'arn:aws:kms:ap-northeast-3:210987654321:key/11111111-2222-3333-4444-555555555555',
 };
 
 /** deploy/iam/<role>.json with its ${...} placeholders filled in, as `envsubst` would. */
@@ -261,5 +266,16 @@ describe('deploy/iam policies (S15), enforced by moto', () => {
     expect(await status(pruner.send(new PutObjectCommand({ Bucket: BUCKET, Key: dump, Body: 'x', ...sse })))).toBe(403);
     expect(await status(pruner.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: dump })))).toBe(200);
     expect(await status(pruner.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'erp4/staging/db/x.dump' })))).toBe(403);
+  });
+
+  it('offsite-copy: production hosts put and read the off-site copy, and can neither delete it (any version) nor change its bucket', async () => {
+    const copy = as('offsite-copy');
+    const fresh = key('db/erp4-20261129T170000Z-daily.dump');
+    expect(await status(copy.send(new PutObjectCommand({ Bucket: BUCKET, Key: fresh, Body: 'copied dump', ...sse })))).toBe(200);
+    expect(await status(copy.send(new GetObjectCommand({ Bucket: BUCKET, Key: fresh })))).toBe(200);
+    expect(await status(copy.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'erp4/prod/' })))).toBe(200);
+    expect(await status(copy.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: fresh })))).toBe(403);
+    expect(await status(copy.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: fresh, VersionId: 'null' })))).toBe(403);
+    expect(await status(copy.send(new PutBucketLifecycleConfigurationCommand({ Bucket: BUCKET, LifecycleConfiguration: { Rules: [] } })))).toBe(403);
   });
 });

@@ -86,6 +86,18 @@ const s3 = { S3_BUCKET: 'erp4-backup', SSE_S3: 'AES256' };
 const s3Copy = { ...s3, S3_COPY_BUCKET: 'erp4-backup-osaka', S3_COPY_SSE_S3: 'AES256' };
 const remote = { REMOTE_HOST: 'backup.example.com', REMOTE_DIR: '/srv/backup', REMOTE_SSH_KEY: clientKey.privateKeyFile, REMOTE_HOST_KEY: hostKey.publicLine };
 const gpgDecrypt = { GPG_PRIVATE_KEY_FILE: privateKeyFile };
+// GPG_PRIVATE_KEY_FILE as a directory (key rotation): *.asc files, optional <name>.passphrase beside them.
+const PRIVATE_KEY_BLOCK = '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxVgEZ...\n-----END PGP PRIVATE KEY BLOCK-----\n';
+const rotationKeyDir = path.join(dir, 'gpg-keys');
+const emptyKeyDir = path.join(dir, 'gpg-keys-empty');
+const publicOnlyKeyDir = path.join(dir, 'gpg-keys-public');
+for (const d of [rotationKeyDir, emptyKeyDir, publicOnlyKeyDir]) fs.mkdirSync(d);
+writeFixture('gpg-keys/2025-old.asc', PRIVATE_KEY_BLOCK);
+writeFixture('gpg-keys/2025-old.passphrase', 'old passphrase\n');
+writeFixture('gpg-keys/2026-new.asc', PRIVATE_KEY_BLOCK);
+writeFixture('gpg-keys/README', 'not a key: only *.asc files are read\n');
+writeFixture('gpg-keys-empty/notes.txt', 'no keys here\n');
+writeFixture('gpg-keys-public/new.asc', '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ...\n-----END PGP PUBLIC KEY BLOCK-----\n');
 
 function configError(env: NodeJS.ProcessEnv): ConfigError {
   try {
@@ -214,6 +226,10 @@ const rows: Row[] = [
     names: ['S3_COPY_ACCESS_KEY_ID', 'S3_COPY_SECRET_ACCESS_KEY'],
     fragment: 'both of the pair or neither',
   },
+  { env: { ...s3, S3_OBJECT_LOCK_MODE: 'legal-hold' }, names: ['S3_OBJECT_LOCK_MODE'], fragment: 'expected governance or compliance' },
+  { env: { S3_OBJECT_LOCK_MODE: 'compliance' }, names: ['S3_OBJECT_LOCK_MODE', 'S3_BUCKET'], fragment: 'set, but S3_BUCKET is not' },
+  { env: { ...s3Copy, S3_COPY_OBJECT_LOCK_MODE: 'GOVERNANCE' }, names: ['S3_COPY_OBJECT_LOCK_MODE'], fragment: 'expected governance or compliance' },
+  { env: { ...s3, S3_COPY_OBJECT_LOCK_MODE: 'compliance' }, names: ['S3_COPY_OBJECT_LOCK_MODE', 'S3_COPY_BUCKET'], fragment: 'set, but S3_COPY_BUCKET is not' },
   { env: { LOCAL_RETENTION: '7' }, names: ['LOCAL_RETENTION'], fragment: '"7" is not valid' },
   { env: { LOCAL_RETENTION: '0d' }, names: ['LOCAL_RETENTION'], fragment: 'expected gfs (S8' },
   { env: { ...s3, S3_RETENTION: 'GFS' }, names: ['S3_RETENTION'], fragment: '"GFS" is not valid' },
@@ -234,6 +250,8 @@ const rows: Row[] = [
   },
   { env: { GPG_PUBLIC_KEY_FILE: publicKeyFile }, names: ['GPG_PUBLIC_KEY_FILE', 'GPG_RECIPIENT'], fragment: 'set, but GPG_RECIPIENT is not' },
   { env: { GPG_PRIVATE_KEY_FILE: publicKeyFile }, names: ['GPG_PRIVATE_KEY_FILE'], fragment: 'does not contain an ASCII-armoured private key' },
+  { env: { GPG_PRIVATE_KEY_FILE: emptyKeyDir }, names: ['GPG_PRIVATE_KEY_FILE'], fragment: 'holds no usable private key (no *.asc file)' },
+  { env: { GPG_PRIVATE_KEY_FILE: publicOnlyKeyDir }, names: ['GPG_PRIVATE_KEY_FILE'], fragment: 'new.asc in the directory does not contain an ASCII-armoured private key' },
   { env: { ...gpgDecrypt, GPG_PASSPHRASE_FILE: dir }, names: ['GPG_PASSPHRASE_FILE'], fragment: 'is not a file' },
   { env: { GPG_PASSPHRASE_FILE: passphraseFile }, names: ['GPG_PASSPHRASE_FILE', 'GPG_PRIVATE_KEY_FILE'], fragment: 'set, but' },
   {
@@ -471,6 +489,8 @@ describe('loadConfig: valid settings', () => {
       S3_COPY_SSE_KMS_KEY_ID: 'alias/erp4-backup-copy',
       S3_COPY_ACCESS_KEY_ID: 'AKIACOPY',
       S3_COPY_SECRET_ACCESS_KEY: 'copy-secret-Tq18',
+      S3_OBJECT_LOCK_MODE: 'governance',
+      S3_COPY_OBJECT_LOCK_MODE: 'compliance',
       LOCAL_RETENTION: '3d',
       S3_RETENTION: 'gfs',
       PRUNE_ABANDONED_AFTER: '2d',
@@ -536,6 +556,7 @@ describe('loadConfig: valid settings', () => {
         writer: { accessKeyId: 'AKIAWRITER', secretAccessKey: '***' },
         reader: { accessKeyId: 'AKIAREADER', secretAccessKey: '***' },
         pruner: { accessKeyId: 'AKIAPRUNER', secretAccessKey: '***' },
+        objectLock: 'GOVERNANCE',
       },
       s3Copy: {
         bucket: 'erp4-backup-osaka',
@@ -545,11 +566,12 @@ describe('loadConfig: valid settings', () => {
         forcePathStyle: true,
         sse: { serverSideEncryption: 'aws:kms', kmsKeyId: 'alias/erp4-backup-copy' },
         credentials: { accessKeyId: 'AKIACOPY', secretAccessKey: '***' },
+        objectLock: 'COMPLIANCE',
       },
       prune: { localRetention: { kind: 'days', days: 3 }, s3Retention: { kind: 'gfs' }, abandonedAfterMs: 48 * 3600 * 1000 },
       gpg: {
         encryption: { recipient: 'backup@example.com', publicKeyFile },
-        decryption: { privateKeyFile, passphrase: '***' },
+        decryption: { privateKeyFile, keyFiles: [{ file: privateKeyFile }], passphrase: '***' },
       },
       remote: {
         host: '192.0.2.10',
@@ -640,7 +662,23 @@ describe('loadConfig: valid settings', () => {
 
   it('accepts a restore-only GPG setup with the passphrase in a file', () => {
     const config = loadConfig({ ...base, ...gpgDecrypt, GPG_PASSPHRASE_FILE: passphraseFile });
-    expect(config.gpg).toEqual({ encryption: undefined, decryption: { privateKeyFile, passphraseFile, passphrase: undefined } });
+    expect(config.gpg).toEqual({
+      encryption: undefined,
+      decryption: { privateKeyFile, keyFiles: [{ file: privateKeyFile, passphraseFile: undefined }], passphraseFile, passphrase: undefined },
+    });
+  });
+
+  it('takes a directory of private keys as GPG_PRIVATE_KEY_FILE (key rotation), each with its own .passphrase file when there is one', () => {
+    const config = loadConfig({ ...base, GPG_PRIVATE_KEY_FILE: rotationKeyDir, GPG_PASSPHRASE_FILE: passphraseFile });
+    expect(config.gpg?.decryption).toEqual({
+      privateKeyFile: rotationKeyDir,
+      keyFiles: [
+        { file: path.join(rotationKeyDir, '2025-old.asc'), passphraseFile: path.join(rotationKeyDir, '2025-old.passphrase') },
+        { file: path.join(rotationKeyDir, '2026-new.asc'), passphraseFile: undefined },
+      ],
+      passphraseFile,
+      passphrase: undefined,
+    });
   });
 
   it('is deeply frozen', () => {

@@ -48,3 +48,23 @@ describe('manifest', () => {
     expect(() => parseManifest(edited, 'prod/meta/x.manifest.json')).toThrow(field);
   });
 });
+
+describe('manifest: recipient keys of encrypted artifacts (key rotation)', () => {
+  const keyId = '0123456789ABCDEF';
+  const primaryFingerprint = 'F'.repeat(40);
+  const encrypted: Manifest = {
+    ...manifest,
+    artifacts: { db: { ...manifest.artifacts.db!, encryption: 'openpgp', recipients: [{ keyId, primaryFingerprint }] } },
+  };
+
+  it('records them, and still reads a manifest written before they were recorded', () => {
+    expect(parseManifest(serializeManifest(encrypted), 'm').artifacts.db?.recipients).toEqual([{ keyId, primaryFingerprint }]);
+    const old = { ...encrypted, artifacts: { db: { ...encrypted.artifacts.db!, recipients: undefined } } };
+    expect(parseManifest(JSON.stringify(old), 'old').artifacts.db?.recipients).toBeUndefined();
+  });
+
+  it('refuses a key id that is not 16 upper-case hex digits', () => {
+    const edited = serializeManifest(encrypted).toString('utf8').replace(keyId, 'not-a-key-id');
+    expect(() => parseManifest(edited, 'm')).toThrow('artifacts.db.recipients.0.keyId');
+  });
+});

@@ -16,4 +16,8 @@ describe('README', () => {
       expect(readme, command).toContain(`erp4-backup ${command}`);
     }
   });
+
+  it('names the keys command (key rotation)', () => {
+    expect(readme).toContain('erp4-backup keys');
+  });
 });
