@@ -30,7 +30,9 @@ export async function resolveCriticalScope(client: ClientBase, critical: readonl
        SELECT c.oid FROM unnest($1::text[], $2::text[]) AS names(s, t)
          JOIN pg_namespace n ON n.nspname = names.s JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = names.t),
      data AS (
-       SELECT tree.relid AS oid FROM critical, LATERAL pg_partition_tree(critical.oid) AS tree WHERE tree.isleaf)
+       -- pg_partition_tree has no rows for a table that is neither partitioned nor a partition.
+       SELECT oid FROM critical
+       UNION SELECT tree.relid FROM critical, LATERAL pg_partition_tree(critical.oid) AS tree WHERE tree.isleaf)
      SELECT n.nspname AS schema, c.relname AS table, c.oid IN (SELECT oid FROM data) AS data
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'r'

@@ -59,12 +59,15 @@ export function qualifiedName(ref: TableRef): string {
   return formatTableName(ref);
 }
 
-/** Every ordinary table outside the system schemas and not owned by an extension. */
-export async function listUserTables(client: ClientBase): Promise<TableRef[]> {
+/**
+ * Every ordinary table (and with `partitioned`, every partitioned table: its count includes its
+ * partitions' rows) outside the system schemas and not owned by an extension.
+ */
+export async function listUserTables(client: ClientBase, options: { partitioned?: boolean } = {}): Promise<TableRef[]> {
   const result = await client.query<{ schema: string; table: string }>(`
     SELECT n.nspname AS schema, c.relname AS table
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind = 'r'
+     WHERE c.relkind IN ('r'${options.partitioned ? ", 'p'" : ''})
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
      ORDER BY 1, 2`);

@@ -47,6 +47,8 @@ export async function restoreDump(
     jobs?: number;
     /** Keep object owners (a production restore after the globals were applied); default: no. */
     keepOwners?: boolean;
+    /** A `pg_restore --list` file naming the entries to restore (default: all). */
+    useList?: string;
     signal?: AbortSignal;
   } = {},
 ): Promise<void> {
@@ -54,6 +56,7 @@ export async function restoreDump(
   const jobs = options.jobs ?? Math.max(1, Math.min(availableParallelism(), 8));
   const args = ['--exit-on-error', `--jobs=${jobs}`, `--dbname=${conninfoDatabase(name)}`];
   if (!options.keepOwners) args.push('--no-owner');
+  if (options.useList) args.push(`--use-list=${options.useList}`);
   await runTool(pgRestore, [...args, '--', dumpFile], {
     env: pgChildEnv(db, name),
     signal: options.signal,
