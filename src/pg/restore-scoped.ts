@@ -68,7 +68,7 @@ export function foreignKeyStatements(script: string): Array<{ constraint: string
     // `-- Name: invoices invoices_customer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -`
     const match = /^(.*); Type: FK CONSTRAINT; Schema: (.*); Owner: /.exec(header);
     const constraint = match ? `${match[2]}.${match[1]}` : header;
-    // Comments and psql meta-commands (`\\unrestrict` closes scripts of patched pg_dump releases) are not SQL.
+    // Comments and psql meta-commands (`\unrestrict` closes scripts of patched pg_dump releases) are not SQL.
     const statement = rest.filter((line) => !line.startsWith('--') && !line.startsWith('\\')).join('\n').trim();
     if (!/^ALTER TABLE [\s\S]* ADD CONSTRAINT [\s\S]*;$/.test(statement)) throw new Error(`unexpected pg_restore output for foreign key ${constraint}: ${statement.slice(0, 200)}`);
     return { constraint, statement };
