@@ -8,6 +8,8 @@ import { ARTIFACT_NAMES, BACKUP_KINDS, isBackupId, manifestKey, type ArtifactNam
 import { parseManifest, type Manifest } from '../src/manifest.js';
 import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig } from '../src/pg/connection.js';
 import { restoreDump } from '../src/pg/restore.js';
+import { restoreScopedDump } from '../src/pg/restore-scoped.js';
+import { overlayExpectation } from '../src/restore/overlay-plan.js';
 import { PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { runTool } from '../src/child-process.js';
 import { approverListProblem, type Approver } from '../src/restore/approval.js';
@@ -241,9 +243,13 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       const database = databaseFor(input.mode, input);
       const dump = await ensurePlain(input, 'db', signal);
       await createOwnedDatabase(runtime.db, database, ownershipMarker(input.workflowId));
+      const restoreOptions = { pgBinDir: runtime.pgBinDir, serverMajor: await serverMajor(), keepOwners: input.keepOwners, signal };
       await withHeartbeat(
         'pg_restore',
-        restoreDump(runtime.db, database, dump, { pgBinDir: runtime.pgBinDir, serverMajor: await serverMajor(), keepOwners: input.keepOwners, signal }),
+        // A critical/weekly-full backup's foreign keys into tables it holds no rows of are restored NOT VALID.
+        input.backup.dataTables
+          ? restoreScopedDump(runtime.db, database, dump, { ...restoreOptions, workDir: runDirectory(input) }).then(() => undefined)
+          : restoreDump(runtime.db, database, dump, restoreOptions),
       );
     },
 
@@ -256,9 +262,11 @@ export function createRestoreActivities(runtime: BackupRuntime) {
     },
 
     /** S26/S27 (and S21/S25 smoke): every check on the restored database, each with expected and actual. */
-    async runRestoreChecks(input: RunRef & { mode: RestoreMode; repository: string; backup: BackupSummary; files?: RestoredFiles }): Promise<CheckResult[]> {
+    async runRestoreChecks(input: RunRef & { mode: RestoreMode; repository: string; backup: BackupSummary; files?: RestoredFiles; overlayBackupId?: string }): Promise<CheckResult[]> {
       const { cancellationSignal: signal } = Context.current();
       const manifest = await withReader(input.repository, (repository) => readManifest(repository, input.backup.id));
+      // After an overlay the important tables must equal the critical backup's fingerprint, the rest the daily's.
+      const overlay = input.overlayBackupId ? await withReader(input.repository, (repository) => readManifest(repository, input.overlayBackupId!)) : undefined;
       const checks = settings.checks;
       const results: CheckResult[] = [];
       if (manifest.assets) {
@@ -272,7 +280,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
         await withHeartbeat(
           'checks',
           (async () => {
-            results.push(...(await fingerprintChecks(client, manifest)));
+            results.push(...(await fingerprintChecks(client, overlay ? overlayExpectation(manifest, overlay) : manifest)));
             if (checks.latestDataQuery) results.push(await latestDataCheck(client, checks.latestDataQuery, manifest.generatedAt, checks.rpoMs[manifest.kind]));
             results.push(...(await sqlChecks(client, checks.sqlChecks)));
             if (checks.batchResumeQuery) results.push(await batchResumeCheck(client, checks.batchResumeQuery));
@@ -359,5 +367,6 @@ function summarize(manifest: Manifest): BackupSummary {
     schemaVersion: manifest.schemaVersion,
     artifacts,
     ...(manifest.assets ? { assets: manifest.assets } : {}),
+    ...(manifest.database.dataTables ? { dataTables: manifest.database.dataTables } : {}),
   };
 }
