@@ -9,7 +9,7 @@ import { pgChildEnv, pgClientConfig, type DbConnection } from '../../src/pg/conn
 import { criticalDumpArgs, resolveCriticalScope, type CriticalScope } from '../../src/pg/critical-scope.js';
 import { createEmptyDatabase, dropDatabase, restoreDump } from '../../src/pg/restore.js';
 import { restoreScopedDump } from '../../src/pg/restore-scoped.js';
-import { overlayCriticalDump, overlayRestoreList, type OverlayResult } from '../../src/restore/overlay.js';
+import { MAX_LISTED_ORPHANS, overlayCriticalDump, overlayRestoreList, type OverlayResult } from '../../src/restore/overlay.js';
 import { harnessDb } from '../helpers/drill.js';
 import { services } from '../helpers/services.js';
 
@@ -173,6 +173,28 @@ describe('critical backups and the overlay', () => {
       const restored = await contents(target);
       for (const t of ['invoices', 'payments', '"会計"."取引先"']) expect(restored[t], t).toEqual(atCritical[t]);
     });
+
+    it('validates the constraints again once the orphans are repaired', async () => {
+      await query(target, `INSERT INTO customers (id, name) VALUES (100, 're-entered'); DELETE FROM shipments WHERE invoice_id = 3`);
+      await query(target, 'ALTER TABLE invoices VALIDATE CONSTRAINT invoices_customer_id_fkey; ALTER TABLE shipments VALIDATE CONSTRAINT shipments_invoice_id_fkey');
+      expect(await query(target, `SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND NOT convalidated`)).toEqual([{ n: 0 }]);
+    });
+  });
+
+  it(`counts every orphan and lists the first ${MAX_LISTED_ORPHANS}`, async () => {
+    const name = `${target}_many`;
+    await createEmptyDatabase(db(source), name);
+    try {
+      await restoreDump(db(source), name, join(work, 'daily.dump'), { pgBinDir: s.postgres.binDir });
+      // 1,100 more shipments of invoice 3, which the critical backup no longer has.
+      await query(name, `INSERT INTO shipments (invoice_id, note) SELECT 3, 'extra ' || g FROM generate_series(1, 1100) AS g`);
+      const many = await overlayCriticalDump(db(source), name, join(work, 'critical.dump'), scope.dataTables, { workDir: join(work, 'overlay-many'), pgBinDir: s.postgres.binDir });
+      expect(many.orphanCount).toBe(1102);
+      expect(many.orphans).toHaveLength(MAX_LISTED_ORPHANS);
+      expect(many.notValidConstraints).toEqual(['public.invoices.invoices_customer_id_fkey', 'public.shipments.shipments_invoice_id_fkey']);
+    } finally {
+      await dropDatabase(db(source), name);
+    }
   });
 
   it('refuses, and changes nothing, when an orphan would sit in a partitioned table', async () => {

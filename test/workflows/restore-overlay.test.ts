@@ -1,4 +1,6 @@
-import { readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +11,7 @@ import { createEmptyDatabase, dropDatabase } from '../../src/pg/restore.js';
 import type { RestoreReport } from '../../src/restore/report.js';
 import { NightlyBackup, Restore, RestoreDrill } from '../../workflows/index.js';
 import { approveRestoreSignal, type NightlyBackupResult, type RestoreDrillInput } from '../../workflows/messages.js';
+import { runCli } from '../helpers/cli.js';
 import { harnessDb, inPhase, waitForStatus } from '../helpers/drill.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
@@ -26,6 +29,8 @@ describe('critical backups and the daily + critical overlay', () => {
   const database = `overlay_erp_${process.pid}`;
   const target = `overlay_restored_${process.pid}`;
   let product: RunningProduct;
+  let env: Record<string, string>;
+  let assetParent: string | undefined;
   let daily: NightlyBackupResult;
   let critical: NightlyBackupResult;
   let atDaily: Record<string, string[]>;
@@ -52,10 +57,10 @@ describe('critical backups and the daily + critical overlay', () => {
   beforeAll(async () => {
     await createEmptyDatabase(harnessDb(s), database);
     await query(database, await readFile(SCHEMA, 'utf8'));
-    const env = await productEnv(s, 'overlay', {
+    env = await productEnv(s, 'overlay', {
       gpg: true,
-      assets: false,
       env: {
+        RESTORE_ASSET_DIR: join((assetParent = await mkdtemp(join(tmpdir(), 'erp4-overlay-assets-'))), 'restored'),
         DB_NAME: database,
         CRITICAL_TABLES: 'invoices,payments,"会計"."取引先"',
         RESTORE_APPROVERS: 'alice:admin,bob:management',
@@ -74,6 +79,7 @@ describe('critical backups and the daily + critical overlay', () => {
     await product?.close();
     for (const name of [target, database]) await dropDatabase(harnessDb(s), name);
     if (product) await rm(product.config.local.backupDir, { recursive: true, force: true });
+    if (assetParent) await rm(assetParent, { recursive: true, force: true });
   });
 
   it('records the whole schema with the important rows, partitions included, in the manifest', async () => {
@@ -94,8 +100,10 @@ describe('critical backups and the daily + critical overlay', () => {
   });
 
   it('drills daily + critical overlay: important tables at the critical backup, the rest at the daily, every orphan reported', async () => {
-    const workflowId = `overlay-drill-${process.pid}`;
-    const result = await drill(workflowId, { backupId: 'latest', overlay: 'latest-critical', keepScratch: true });
+    const started = await runCli(['drill', '--backup', 'latest', '--overlay', 'latest-critical', '--keep-scratch', '--no-follow'], env);
+    const workflowId = /workflow id (\S+)/.exec(started.stdout)?.[1];
+    expect(workflowId, started.stdout + started.stderr).toBeDefined();
+    const result = await product.client.workflow.getHandle<typeof RestoreDrill>(workflowId!).result();
     try {
       expect(result.outcome).toBe('passed');
       expect(result.backupId).toBe(daily.backupId);
@@ -124,19 +132,22 @@ describe('critical backups and the daily + critical overlay', () => {
     }
   });
 
-  it('restores daily + overlay into production only after two approvals of two roles', async () => {
-    const handle = await product.client.workflow.start(Restore, {
-      taskQueue: product.config.temporal.taskQueue,
-      workflowId: `overlay-restore-${process.pid}`,
-      args: [{ backupId: 'latest', overlay: 'latest-critical' }],
-    });
+  it('restores daily + overlay into production (the runbook\'s command) only after two approvals of two roles', async () => {
+    const started = await runCli(['restore', '--backup', 'latest', '--overlay', 'latest-critical', '--no-follow'], env);
+    expect(started.stderr).toBe('');
+    const workflowId = /workflow id (\S+)/.exec(started.stdout)?.[1];
+    expect(workflowId, started.stdout).toBeDefined();
+    const handle = product.client.workflow.getHandle<typeof Restore>(workflowId!);
     const waiting = await waitForStatus(handle, inPhase('awaiting-approval'));
+    expect(waiting.backup?.id).toBe(daily.backupId);
     expect(waiting.overlay).toEqual({ backupId: critical.backupId, kind: 'critical', generatedAt: critical.generatedAt });
     await handle.signal(approveRestoreSignal, { approver: 'alice' });
     await handle.signal(approveRestoreSignal, { approver: 'bob' });
     const result = await handle.result();
     expect(result).toMatchObject({ outcome: 'passed', database: target });
     expect(await contents(target, IMPORTANT)).toEqual(atCritical);
+    // The PDF files come from the daily, whose generation the report records (S24).
+    expect(result.checks.find((c) => c.kind === 'assets')).toMatchObject({ passed: true });
   });
 
   it('refuses, at plan time and naming both, an overlay whose critical backup is older than the daily', async () => {
