@@ -10,6 +10,7 @@ import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig } from '../src/pg/conne
 import { restoreDump } from '../src/pg/restore.js';
 import { restoreScopedDump } from '../src/pg/restore-scoped.js';
 import { overlayExpectation } from '../src/restore/overlay-plan.js';
+import { scopedForeignKeyChecks } from '../src/restore/scoped-checks.js';
 import { PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { runTool } from '../src/child-process.js';
 import { approverListProblem, type Approver } from '../src/restore/approval.js';
@@ -281,6 +282,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
           'checks',
           (async () => {
             results.push(...(await fingerprintChecks(client, overlay ? overlayExpectation(manifest, overlay) : manifest)));
+            if (manifest.database.dataTables && !overlay) results.push(...(await scopedForeignKeyChecks(client, manifest.database)));
             if (checks.latestDataQuery) results.push(await latestDataCheck(client, checks.latestDataQuery, manifest.generatedAt, checks.rpoMs[manifest.kind]));
             results.push(...(await sqlChecks(client, checks.sqlChecks)));
             if (checks.batchResumeQuery) results.push(await batchResumeCheck(client, checks.batchResumeQuery));

@@ -15,7 +15,7 @@ export const REPORT_FORMAT = 1;
 
 export type RestoreMode = 'drill' | 'restore';
 export type RestoreOutcome = 'passed' | 'failed' | 'not-approved' | 'cancelled';
-export type CheckKind = 'fingerprint' | 'assets' | 'latest-data' | 'sql' | 'http' | 'batch-resume';
+export type CheckKind = 'fingerprint' | 'assets' | 'latest-data' | 'sql' | 'http' | 'batch-resume' | 'foreign-key';
 
 export interface CheckResult {
   kind: CheckKind;

@@ -97,6 +97,16 @@ describe('critical backups and the daily + critical overlay', () => {
       ['public.payments', true],
       ['会計.取引先', true],
     ]);
+    // Invoices reference customers, which have no rows in a critical backup: that key alone is NOT VALID, and reported.
+    expect(result.checks.filter((c) => c.kind === 'foreign-key')).toEqual([
+      {
+        kind: 'foreign-key',
+        name: 'public.invoices.invoices_customer_id_fkey',
+        expected: 'NOT VALID only where it references a table without rows in this backup',
+        actual: 'NOT VALID, references public.customers (no rows in this backup)',
+        passed: true,
+      },
+    ]);
   });
 
   it('drills daily + critical overlay: important tables at the critical backup, the rest at the daily, every orphan reported', async () => {
