@@ -197,6 +197,23 @@ describe('critical backups and the overlay', () => {
     }
   });
 
+  it('needs a superuser (session_replication_role): any other role is refused at once, nothing changed', async () => {
+    const role = `overlay_user_${pid}`;
+    await query(source, `CREATE ROLE ${role} LOGIN PASSWORD 'overlay-test-pw' NOSUPERUSER`);
+    try {
+      const before = await contents(target);
+      const error = await overlayCriticalDump({ ...db(source), user: role, password: 'overlay-test-pw' }, target, join(work, 'critical.dump'), scope.dataTables, {
+        workDir: join(work, 'overlay-user'),
+        pgBinDir: s.postgres.binDir,
+      }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: 'ToolError', permanent: true });
+      expect((error as Error).message).toContain('permission denied to set parameter "session_replication_role"');
+      expect(await contents(target)).toEqual(before);
+    } finally {
+      await query(source, `DROP ROLE ${role}`);
+    }
+  });
+
   it('refuses, and changes nothing, when an orphan would sit in a partitioned table', async () => {
     const name = `${target}_p`;
     const client = new pg.Client(pgClientConfig(db(source)));
