@@ -11,6 +11,7 @@ import { databaseOwnership, ownershipMarker, scratchDatabaseName } from '../src/
 import { overlayCriticalDump, type OverlayResult } from '../src/restore/overlay.js';
 import { chooseOverlay } from '../src/restore/overlay-plan.js';
 import type { BackupSummary, RestoreMode } from '../src/restore/report.js';
+import type { Repository } from '../src/storage/repository.js';
 import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
 import { decryptStored, downloadVerified, plainPath } from './restore-staging.js';
 import type { BackupRuntime } from './runtime.js';
@@ -41,7 +42,7 @@ const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
  */
 export function createOverlayActivities(runtime: BackupRuntime) {
   const settings = runtime.restore;
-  const withReader = async <T>(name: string, work: (repository: NonNullable<ReturnType<typeof settings.openReader>>) => Promise<T>): Promise<T> => {
+  const withReader = async <T>(name: string, work: (repository: Repository) => Promise<T>): Promise<T> => {
     const repository = settings.openReader(name);
     if (!repository) throw new InputError(`repository: ${JSON.stringify(name)} is not configured on this worker (have: ${settings.readerNames.join(', ')})`);
     try {
