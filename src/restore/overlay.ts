@@ -63,7 +63,8 @@ export function overlayRestoreList(toc: string): string {
 
 interface ForeignKey {
   no: number;
-  oid: number;
+  /** As text: an oid is unsigned 32-bit, beyond int4. */
+  oid: string;
   name: string;
   childSchema: string;
   childTable: string;
@@ -133,7 +134,7 @@ async function inspectTarget(db: DbConnection, database: string, dataTables: rea
          SELECT c.oid FROM unnest($1::text[], $2::text[]) AS names(s, t)
            JOIN pg_namespace n ON n.nspname = names.s JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = names.t),
        scope AS (SELECT oid FROM data UNION SELECT a.relid FROM data, LATERAL pg_partition_ancestors(data.oid) AS a)
-       SELECT con.oid::int AS oid, con.conname AS name,
+       SELECT con.oid::text AS oid, con.conname AS name,
               cn.nspname AS "childSchema", child.relname AS "childTable", child.relkind::text AS "childKind",
               pn.nspname AS "parentSchema", parent.relname AS "parentTable",
               (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY AS k(n, i)
@@ -194,7 +195,7 @@ function afterScript(foreignKeys: readonly ForeignKey[]): string {
           `    EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID', ${escapeLiteral(child)}, ${escapeLiteral(fk.name)}, definition);`;
     const block = [
       'DECLARE',
-      `  definition text := pg_catalog.pg_get_constraintdef(${fk.oid});`,
+      `  definition text := pg_catalog.pg_get_constraintdef(${escapeLiteral(fk.oid)}::pg_catalog.oid);`,
       `  orphans bigint := (SELECT count(*) FROM pg_temp.erp4_overlay_orphans WHERE constraint_no = ${fk.no});`,
       'BEGIN',
       '  IF orphans > 0 THEN',
