@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import { artifactKey, isBackupId, manifestKey, type BackupKind } from '../src/layout.js';
 import { serializeManifest, type Manifest, type ManifestArtifact } from '../src/manifest.js';
 import { InputError } from '../src/errors.js';
+import { checkCriticalTables } from '../src/pg/critical-scope.js';
 import { archiveAssets } from './archive.js';
 import { dumpDatabase } from './dump.js';
 import { dumpGlobals } from './globals.js';
@@ -49,6 +50,7 @@ export function createBackupActivities(runtime: BackupRuntime) {
       if (input.label !== undefined && !/^[\p{L}\p{N} ._:/#+-]{1,200}$/u.test(input.label)) {
         throw new InputError('label: use 1-200 letters, digits, spaces and . _ : / # + -');
       }
+      if (input.kind === 'critical' || input.kind === 'weekly-full') await checkCriticalTables(runtime.db, runtime.criticalTables, input.kind);
       return { env: runtime.layout.env, repositories: [...runtime.repositories.keys()], withAssets: runtime.assetDir !== undefined };
     },
 

@@ -1,13 +1,13 @@
 import { Context } from '@temporalio/activity';
 import pg from 'pg';
-import { escapeIdentifier } from 'pg';
 import type { Readable } from 'node:stream';
 import { startTool } from '../src/child-process.js';
 import { InputError } from '../src/errors.js';
 import type { BackupKind } from '../src/layout.js';
 import type { FingerprintEntry } from '../src/manifest.js';
 import { connectDatabase, explainPgToolFailure, PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
-import { computeFingerprint, listUserTables, qualifiedName, resolveTables, type FingerprintTable, type TableRef } from '../src/pg/fingerprint.js';
+import { criticalDumpArgs, recordedScope, resolveCriticalScope } from '../src/pg/critical-scope.js';
+import { computeFingerprint, listUserTables, qualifiedName, type FingerprintTable, type TableRef } from '../src/pg/fingerprint.js';
 import { checkPgToolVersion, PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
 import { stageStream, type StagedFile } from './staging.js';
@@ -31,7 +31,9 @@ export interface DatabaseDump {
   schemaVersion: string;
   serverVersion: string;
   pgDumpVersion: string;
+  /** `critical`/`weekly-full`: CRITICAL_TABLES, and the tables whose rows the dump holds (src/pg/critical-scope.ts). */
   tables?: string[];
+  dataTables?: string[];
   fingerprint: FingerprintEntry[];
   fingerprintScope: 'every-table' | 'configured';
 }
@@ -45,7 +47,7 @@ const PRISMA_SCHEMA_VERSION = `
                     ORDER BY finished_at DESC, migration_name DESC LIMIT 1), 'unknown')`;
 
 /**
- * `pg_dump -Fc` of the database (or of the important tables) and its fingerprint, read from ONE
+ * `pg_dump -Fc` of the database (or of its schema with the important tables' rows) and its fingerprint, read from ONE
  * exported snapshot (REPEATABLE READ + pg_export_snapshot + pg_dump --snapshot): the row counts
  * and money totals in the manifest describe exactly the data in the dump, so a restore drill
  * can demand equality. A retry takes a new snapshot and produces a new, equally consistent pair.
@@ -66,13 +68,11 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
     const snapshotRow = (await client.query<{ snapshot: string; generated_at: Date }>(
       'SELECT pg_export_snapshot() AS snapshot, clock_timestamp() AS generated_at',
     )).rows[0]!;
-    const tables =
-      kind === 'critical' || kind === 'weekly-full'
-        ? await resolveTables(client, settings.criticalTables, 'CRITICAL_TABLES')
-        : undefined;
-    if (tables?.length === 0) throw new InputError(`CRITICAL_TABLES is empty: a ${kind} backup dumps only the important tables`);
-
-    const tableArgs = (tables ?? []).map((t) => `--table=${escapeIdentifier(t.schema)}.${escapeIdentifier(t.table)}`);
+    const scoped = kind === 'critical' || kind === 'weekly-full';
+    if (scoped && settings.criticalTables.length === 0) throw new InputError(`CRITICAL_TABLES is empty: a ${kind} backup dumps only the important tables`);
+    const scope = scoped ? await resolveCriticalScope(client, settings.criticalTables) : undefined;
+    const tables = scope?.tables;
+    const tableArgs = scope ? criticalDumpArgs(scope) : [];
     // zlib level 1 instead of pg_dump's default 6: on the benchmark's 1 GB ERP database (BENCHMARKS.md)
     // the dump takes 7.9 s instead of 22.3 s of CPU for 8% more bytes (314 vs 291 MB), within the
     // 1.1x size budget; the archive stays a plain custom-format dump (pg_restore -j, no extra tool).
@@ -105,7 +105,7 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
       schemaVersion,
       serverVersion: versionRow.text,
       pgDumpVersion,
-      tables: tables?.map(qualifiedName),
+      ...(scope ? recordedScope(scope) : {}),
       fingerprint,
       fingerprintScope: settings.fingerprintTables ? 'configured' : 'every-table',
     };

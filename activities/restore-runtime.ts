@@ -49,3 +49,11 @@ export interface RestoreSettings {
     rpoMs: Record<BackupKind, number>;
   };
 }
+
+/**
+ * The server a restore step works on: a drill goes to DRILL_DB_HOST when configured (production
+ * is then never connected to by a drill), everything else to the production cluster.
+ */
+export function restoreServer(production: DbConnection, settings: Pick<RestoreSettings, 'drillServer'>, mode: 'drill' | 'restore'): DbConnection {
+  return mode === 'drill' && settings.drillServer ? settings.drillServer.db : production;
+}

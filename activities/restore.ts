@@ -11,6 +11,9 @@ import { ARTIFACT_NAMES, BACKUP_KINDS, isBackupId, manifestKey, type ArtifactNam
 import { parseManifest, type Manifest } from '../src/manifest.js';
 import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
 import { restoreDump } from '../src/pg/restore.js';
+import { restoreScopedDump } from '../src/pg/restore-scoped.js';
+import { overlayExpectation } from '../src/restore/overlay-plan.js';
+import { scopedForeignKeyChecks } from '../src/restore/scoped-checks.js';
 import { PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { runTool } from '../src/child-process.js';
 import { approverListProblem, type Approver } from '../src/restore/approval.js';
@@ -25,6 +28,7 @@ import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
 import { postNotice, type Notice } from './notify.js';
 import { assertEmptyOrAbsent, restoreAssetArchive, unpackingDir, type RestoredFiles } from './restore-assets.js';
 import { decryptStored, downloadVerified, plainPath, stagedSize, storedPath } from './restore-staging.js';
+import { restoreServer } from './restore-runtime.js';
 import type { BackupRuntime } from './runtime.js';
 
 /** What a restore run will do, decided before anything is fetched (RestoreDrill, Restore). */
@@ -110,11 +114,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
     if (scratch === runtime.db.database) throw new InputError(`the scratch database name ${scratch} is DB_NAME: a drill never restores into DB_NAME`);
     return scratch;
   };
-  /**
-   * The server a run restores into: a drill goes to DRILL_DB_HOST when configured (production is
-   * then never connected to by a drill), everything else to the production cluster.
-   */
-  const serverFor = (mode: RestoreMode): DbConnection => (mode === 'drill' && settings.drillServer ? settings.drillServer.db : runtime.db);
+  const serverFor = (mode: RestoreMode): DbConnection => restoreServer(runtime.db, settings, mode);
   const decryptorKeys = (backupId: string) => {
     if (!settings.decryption) {
       throw new InputError(`backup ${backupId} is OpenPGP-encrypted, but GPG_PRIVATE_KEY_FILE is not set on this worker`);
@@ -283,9 +283,13 @@ export function createRestoreActivities(runtime: BackupRuntime) {
         owners = { keepOwners: false, noPrivileges: true };
       }
       await createOwnedDatabase(server, database, ownershipMarker(input.workflowId));
+      const restoreOptions = { pgBinDir: runtime.pgBinDir, serverMajor: major, ...owners, signal };
       await withHeartbeat(
         'pg_restore',
-        restoreDump(server, database, dump, { pgBinDir: runtime.pgBinDir, serverMajor: major, ...owners, signal }),
+        // A critical/weekly-full backup's foreign keys into tables it holds no rows of are restored NOT VALID.
+        input.backup.dataTables
+          ? restoreScopedDump(server, database, dump, { ...restoreOptions, workDir: runDirectory(input) }).then(() => undefined)
+          : restoreDump(server, database, dump, restoreOptions),
       );
     },
 
@@ -298,9 +302,11 @@ export function createRestoreActivities(runtime: BackupRuntime) {
     },
 
     /** S26/S27 (and S21/S25 smoke): every check on the restored database, each with expected and actual. */
-    async runRestoreChecks(input: RunRef & { mode: RestoreMode; repository: string; backup: BackupSummary; files?: RestoredFiles }): Promise<CheckResult[]> {
+    async runRestoreChecks(input: RunRef & { mode: RestoreMode; repository: string; backup: BackupSummary; files?: RestoredFiles; overlayBackupId?: string }): Promise<CheckResult[]> {
       const { cancellationSignal: signal } = Context.current();
       const manifest = await withReader(input.repository, (repository) => readManifest(repository, input.backup.id));
+      // After an overlay the important tables must equal the critical backup's fingerprint, the rest the daily's.
+      const overlay = input.overlayBackupId ? await withReader(input.repository, (repository) => readManifest(repository, input.overlayBackupId!)) : undefined;
       const checks = settings.checks;
       const results: CheckResult[] = [];
       if (manifest.assets) {
@@ -314,7 +320,8 @@ export function createRestoreActivities(runtime: BackupRuntime) {
         await withHeartbeat(
           'checks',
           (async () => {
-            results.push(...(await fingerprintChecks(client, manifest)));
+            results.push(...(await fingerprintChecks(client, overlay ? overlayExpectation(manifest, overlay) : manifest)));
+            if (manifest.database.dataTables && !overlay) results.push(...(await scopedForeignKeyChecks(client, manifest.database)));
             if (checks.latestDataQuery) results.push(await latestDataCheck(client, checks.latestDataQuery, manifest.generatedAt, checks.rpoMs[manifest.kind]));
             results.push(...(await sqlChecks(client, checks.sqlChecks)));
             if (checks.batchResumeQuery) results.push(await batchResumeCheck(client, checks.batchResumeQuery));
@@ -403,5 +410,6 @@ function summarize(manifest: Manifest): BackupSummary {
     schemaVersion: manifest.schemaVersion,
     artifacts,
     ...(manifest.assets ? { assets: manifest.assets } : {}),
+    ...(manifest.database.dataTables ? { dataTables: manifest.database.dataTables } : {}),
   };
 }

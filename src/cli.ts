@@ -78,6 +78,7 @@ const restoreSourceOptions = (command: Command) =>
     .option('--backup <id>', 'a backup id (see list) or "latest": the newest complete backup of --kind', parseBackupIdArgument, 'latest')
     .option('--repo <name>', 'repository to restore from: s3, sftp or local (default: the first configured of s3, sftp, local)')
     .addOption(new Option('--kind <kind>', 'the kind "latest" picks').choices(BACKUP_KINDS).default('daily'))
+    .option('--overlay <backup>', 'lay the important tables of "latest-critical" (the newest critical or weekly-full backup) or of a backup id over the restored one, in one transaction (6-hour RPO)')
     .option('--no-follow', 'start the workflow and return at once');
 
 restoreSourceOptions(
@@ -86,7 +87,7 @@ restoreSourceOptions(
     .description('start a RestoreDrill: restore a backup into a scratch database, check it, report; waits for approve-restore'),
 )
   .option('--keep-scratch', 'keep the scratch database and files for inspection', false)
-  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; keepScratch: boolean; follow: boolean }) => {
+  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; keepScratch: boolean; follow: boolean }) => {
     const result = await drillCommand(loadConfig(), options);
     if (result && result.outcome !== 'passed') process.exitCode = 1;
   });
@@ -107,7 +108,7 @@ restoreSourceOptions(
     .description('start a production Restore into RESTORE_TARGET_DB (created empty); needs two approvers of two different roles'),
 )
   .option('--apply-globals', "apply the backup's roles (shown before approval) before restoring", false)
-  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; applyGlobals: boolean; follow: boolean }) => {
+  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; applyGlobals: boolean; follow: boolean }) => {
     const result = await restoreCommand(loadConfig(), options);
     if (result && result.outcome !== 'passed') process.exitCode = 1;
   });

@@ -61,7 +61,7 @@
  * | TEMPORAL_ADDRESS | `127.0.0.1:7233` | Temporal frontend `host:port` |
  * | TEMPORAL_NAMESPACE | `default` | Temporal namespace |
  * | TEMPORAL_TASK_QUEUE | `erp4-backup` | task queue of the worker |
- * | CRITICAL_TABLES | none | S6/S9: comma list of `table` or `schema.table` (lower-case identifiers; schema defaults to `public`) |
+ * | CRITICAL_TABLES | none | S6/S9: comma list of `table` or `schema.table` as in SQL: unquoted names lower-case (non-ASCII letters allowed), any other name double-quoted (`"会計"."取引先"`); schema defaults to `public`; every table must exist (a `critical` backup is refused before anything is dumped) |
  * | SCHEMA_VERSION_QUERY | - | S14: SQL returning one value, recorded as `schema_version` |
  * | FINGERPRINT_QUERIES_FILE | every table | S26: JSON array `[{"table": "public.invoices", "sums": ["amount"]}]`: the tables (row counts) and numeric columns (sums) of the fingerprint, replacing the default scan of every table for large databases |
  * | NOTIFY_WEBHOOK_URL | - | http(s) URL notified of failures (treated as a secret: such URLs carry tokens) |
@@ -104,6 +104,7 @@ import { inspect } from 'node:util';
 import { z } from 'zod';
 import { parseFingerprintSpec, type FingerprintTable } from './pg/fingerprint.js';
 import { DEFAULT_SSL_MODE, SSL_MODES, type PgTls, type SslMode } from './pg/tls.js';
+import { parseTableList } from './pg/table-names.js';
 import { parseChecksFile, type NamedQuery } from './restore/checks-file.js';
 import {
   parseMonthlyTime,
@@ -679,14 +680,13 @@ function checksFile(value: string): { file: string; queries: NamedQuery[] } | Wr
   }
 }
 
-/** Lower-case only: PostgreSQL folds unquoted names, so `Invoices` would silently mean `invoices`. */
-const POSTGRES_IDENTIFIER = /^[a-z_][a-z0-9_$]{0,62}$/;
-
-function parseTable(text: string): { schema: string; table: string } | undefined {
-  const parts = text.split('.');
-  if (parts.length > 2 || !parts.every((part) => POSTGRES_IDENTIFIER.test(part))) return undefined;
-  const [first, second] = parts as [string, string?];
-  return second === undefined ? { schema: 'public', table: first } : { schema: first, table: second };
+/** CRITICAL_TABLES: every bad or repeated name is reported (src/pg/table-names.ts has the rules). */
+function tableList(expected: string) {
+  return z.string().transform((value, ctx) => {
+    const { tables, problems } = parseTableList(value);
+    for (const problem of problems) ctx.addIssue({ code: 'custom', message: `${problem}; expected ${expected}` });
+    return tables;
+  });
 }
 
 function parseApprover(text: string): { name: string; role: string } | undefined {
@@ -1001,11 +1001,9 @@ function envShape(backupDir: string) {
       .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/, invalid('a task queue name (e.g. erp4-backup)'))
       .default('erp4-backup'),
 
-    CRITICAL_TABLES: commaList(
-      'table or schema.table in lower-case PostgreSQL identifiers (e.g. invoices,accounting.payments)',
-      parseTable,
-      (table) => `${table.schema}.${table.table}`,
-    ).default(() => []),
+    CRITICAL_TABLES: tableList('table or schema.table, comma separated, as in SQL: lower-case or "Quoted" names (e.g. invoices,accounting.payments,"会計"."取引先")').default(
+      () => [],
+    ),
     SCHEMA_VERSION_QUERY: z.string().regex(/\S/, invalid('an SQL query returning one value')).optional(),
     FINGERPRINT_QUERIES_FILE: parsed('a readable JSON file: [{"table": "schema.table", "sums": ["column", ...]}, ...]', fingerprintFile).optional(),
     NOTIFY_WEBHOOK_URL: httpUrl({ error: 'is not an http:// or https:// URL; expected the webhook URL to notify' })

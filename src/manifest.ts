@@ -66,8 +66,15 @@ export const manifestSchema = z.object({
     name: z.string(),
     serverVersion: z.string(),
     pgDumpVersion: z.string(),
-    /** Tables dumped for `critical`/`weekly-full`; absent for a whole-database dump. */
+    /** CRITICAL_TABLES of a `critical`/`weekly-full` backup; absent for a whole-database dump. */
     tables: z.array(z.string()).optional(),
+    /**
+     * Present when the dump holds the WHOLE schema but the rows of these tables only (the
+     * important tables, a partitioned one by its partitions): it restores on its own into an
+     * empty database, and can be laid over a restored daily (src/restore/overlay.ts). Absent for
+     * a whole-database dump, and in older critical backups that dumped the tables alone.
+     */
+    dataTables: z.array(z.string()).optional(),
   }),
   artifacts: z.partialRecord(z.enum(ARTIFACT_NAMES), artifactSchema),
   assets: z.object({ fileCount: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() }).optional(),

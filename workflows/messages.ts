@@ -3,7 +3,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import type { BackupKind } from '../src/layout.js';
 import type { RepositoryPrunePlan } from '../src/prune-plan.js';
 import type { ApprovalState } from '../src/restore/approval.js';
-import type { CheckResult, GlobalsPlan, PhaseTiming, RestoreMode, RestoreOutcome } from '../src/restore/report.js';
+import type { CheckResult, GlobalsPlan, OverlayReport, PhaseTiming, RestoreMode, RestoreOutcome } from '../src/restore/report.js';
 
 /**
  * The messages of every workflow, defined once and shared by the workflows, the CLI and
@@ -83,6 +83,12 @@ export interface RestoreSelection {
   /** Overrides RESTORE_APPROVAL_TIMEOUT for this run, in seconds. */
   approvalTimeoutSeconds?: number;
   /**
+   * The 6-hour RPO path (S9): `latest-critical` (the newest critical or weekly-full backup) or a
+   * backup id, whose important tables are laid over the restored backup in one transaction
+   * (src/restore/overlay.ts). Refused at plan time when it is not newer than the backup.
+   */
+  overlay?: string;
+  /**
    * How fast a lost worker is noticed in a long step (download, decrypt, pg_restore, checks), in
    * seconds (default 120, at least 5): the step is retried on a live worker after this long
    * without a heartbeat. Lower it where workers restart fast (the reliability tests use 5).
@@ -119,6 +125,7 @@ export type RestorePhase =
   | 'awaiting-approval'
   | 'applying-globals'
   | 'restoring-database'
+  | 'overlaying'
   | 'restoring-assets'
   | 'checking'
   | 'cleaning-up'
@@ -136,6 +143,8 @@ export interface RestoreStatus {
   database?: string;
   assetDir?: string;
   approvals: ApprovalState & { preApproved: boolean; deadline?: string };
+  /** With `overlay`: the critical backup laid over the restored one, and (once done) what it found. */
+  overlay?: OverlayReport;
   /** Restore only: the roles the backup's globals would create or change, and whether they will be applied. */
   globals?: GlobalsPlan & { apply: boolean };
   /** Finished phases with their durations; the phase in progress is `phase`. */

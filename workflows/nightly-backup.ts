@@ -102,6 +102,7 @@ export async function NightlyBackup(input: NightlyBackupInput): Promise<NightlyB
         serverVersion: db.serverVersion,
         pgDumpVersion: db.pgDumpVersion,
         ...(db.tables ? { tables: db.tables } : {}),
+        ...(db.dataTables ? { dataTables: db.dataTables } : {}),
       },
       artifacts: Object.fromEntries(staged.map((a) => [artifactName(a), manifestEntry(a)])),
       ...(assets ? { assets: { fileCount: assets.fileCount, bytes: assets.bytes } } : {}),

@@ -19,6 +19,7 @@ export async function RestoreDrill(input: RestoreDrillInput = {}): Promise<Resto
     repository: input.repository,
     kind: input.kind,
     approvalTimeoutSeconds: input.approvalTimeoutSeconds,
+    overlay: input.overlay,
     heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
     keepScratch: input.keepScratch === true,
     applyGlobals: false,

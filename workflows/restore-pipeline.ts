@@ -10,7 +10,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, PlainDigests, RestorePlan } from '../activities/index.js';
+import type { Activities, OverlayPlan, PlainDigests, RestorePlan } from '../activities/index.js';
 import { isBackupId } from '../src/layout.js';
 import { describeRule, evaluateApprovals, type ApprovalRule, type ReceivedApproval } from '../src/restore/approval.js';
 import {
@@ -19,6 +19,7 @@ import {
   reportIdFor,
   type CheckResult,
   type GlobalsPlan,
+  type OverlayReport,
   type PhaseTiming,
   type RestoreMode,
   type RestoreOutcome,
@@ -89,6 +90,10 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
   let plan: RestorePlan | undefined;
   let plain: PlainDigests = {};
   let globals: GlobalsPlan | undefined;
+  let overlayPlan: OverlayPlan | undefined;
+  let overlayResult: OverlayReport['result'];
+  const overlayReport = (): OverlayReport | undefined =>
+    overlayPlan && { backupId: overlayPlan.id, kind: overlayPlan.kind, generatedAt: overlayPlan.generatedAt, ...(overlayResult ? { result: overlayResult } : {}) };
   let deadline: string | undefined;
   let checks: CheckResult[] = [];
   let failure: { step: string; cause: string } | undefined;
@@ -117,6 +122,7 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
         }
       : {}),
     approvals: { ...approvals(), preApproved: plan?.preApproved ?? false, ...(deadline ? { deadline } : {}) },
+    ...(overlayPlan ? { overlay: overlayReport() } : {}),
     ...(globals ? { globals: { ...globals, apply: options.applyGlobals } } : {}),
     phases: [...phases],
     checks,
@@ -172,6 +178,10 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
         { key: backupKindSearchAttribute, value: plan.backup.kind },
       ]);
       const staged = { ...run, repository: plan.repository, backup: plan.backup };
+      // --overlay (S9's 6-hour RPO): the critical backup is chosen and checked before anything is fetched.
+      if (options.overlay !== undefined) {
+        overlayPlan = await shortWork.planOverlay({ ...run, repository: plan.repository, base: plan.backup, overlay: options.overlay });
+      }
 
       enter('downloading');
       await longWork.fetchArtifacts(staged);
@@ -192,6 +202,10 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       enter('restoring-database');
       databaseStarted = true;
       await longWork.restoreDatabase({ ...staged, plain, mode: options.mode, keepOwners: options.applyGlobals });
+      if (overlayPlan) {
+        enter('overlaying');
+        overlayResult = await longWork.overlayCritical({ ...run, mode: options.mode, repository: plan.repository, base: plan.backup, overlay: overlayPlan });
+      }
       databaseComplete = true;
       let files;
       if (plan.backup.artifacts.assets) {
@@ -200,7 +214,7 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       }
 
       enter('checking');
-      checks = await longWork.runRestoreChecks({ ...staged, mode: options.mode, ...(files ? { files } : {}) });
+      checks = await longWork.runRestoreChecks({ ...staged, mode: options.mode, ...(files ? { files } : {}), ...(overlayPlan ? { overlayBackupId: overlayPlan.id } : {}) });
       const failed = checks.filter((c) => !c.passed);
       if (failed.length > 0) {
         throw ApplicationFailure.nonRetryable(
@@ -312,6 +326,7 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       },
       approvals: { ...approvals(), preApproved: plan?.preApproved ?? false },
       ...(globals ? { globals: { ...globals, applied: options.applyGlobals && databaseStarted } } : {}),
+      ...(overlayPlan ? { overlay: overlayReport() } : {}),
       phases: timings,
       rto: measuredRto(timings, plan?.backup.kind),
       checks,

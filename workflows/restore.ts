@@ -17,6 +17,7 @@ export async function Restore(input: RestoreInput = {}): Promise<RestoreResult> 
     repository: input.repository,
     kind: input.kind,
     approvalTimeoutSeconds: input.approvalTimeoutSeconds,
+    overlay: input.overlay,
     heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
     keepScratch: false,
     applyGlobals: input.applyGlobals === true,

@@ -11,6 +11,8 @@ export interface DrillCommandOptions {
   backup: string;
   repo?: string;
   kind: BackupKind;
+  /** `latest-critical` or a backup id: its important tables laid over the restored backup (6-hour RPO). */
+  overlay?: string;
   keepScratch: boolean;
   /** Print progress until the drill ends (default), or only start it. */
   follow: boolean;
@@ -28,6 +30,7 @@ export async function drillCommand(config: Config, options: DrillCommandOptions,
       kind: options.kind,
       keepScratch: options.keepScratch,
       ...(options.repo ? { repository: options.repo } : {}),
+      ...(options.overlay ? { overlay: options.overlay } : {}),
     };
     const handle = await client.workflow.start<typeof RestoreDrill>('RestoreDrill', {
       taskQueue: config.temporal.taskQueue,

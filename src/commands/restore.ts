@@ -11,6 +11,8 @@ export interface RestoreCommandOptions {
   backup: string;
   repo?: string;
   kind: BackupKind;
+  /** `latest-critical` or a backup id: its important tables laid over the restored backup (6-hour RPO). */
+  overlay?: string;
   applyGlobals: boolean;
   follow: boolean;
 }
@@ -28,6 +30,7 @@ export async function restoreCommand(config: Config, options: RestoreCommandOpti
       kind: options.kind,
       applyGlobals: options.applyGlobals,
       ...(options.repo ? { repository: options.repo } : {}),
+      ...(options.overlay ? { overlay: options.overlay } : {}),
     };
     const handle = await client.workflow.start<typeof Restore>('Restore', {
       taskQueue: config.temporal.taskQueue,

@@ -2,6 +2,7 @@ import { escapeIdentifier, type ClientBase } from 'pg';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { FingerprintEntry } from '../manifest.js';
+import { formatTableName, parseRecordedTableName } from './table-names.js';
 
 /**
  * The fingerprint of a database: per table its row count and the exact sum of every numeric
@@ -50,22 +51,23 @@ export function parseFingerprintSpec(text: string): FingerprintTable[] {
 
 /** The tables and columns a recorded fingerprint covers: the restore recomputes exactly these. */
 export function fingerprintTablesOf(entries: readonly FingerprintEntry[]): FingerprintTable[] {
-  return entries.map((entry) => {
-    const dot = entry.table.indexOf('.');
-    return { schema: entry.table.slice(0, dot), table: entry.table.slice(dot + 1), sums: Object.keys(entry.sums) };
-  });
+  return entries.map((entry) => ({ ...parseRecordedTableName(entry.table), sums: Object.keys(entry.sums) }));
 }
 
+/** `schema.table` as manifests record it (see table-names.ts: any name round-trips). */
 export function qualifiedName(ref: TableRef): string {
-  return `${ref.schema}.${ref.table}`;
+  return formatTableName(ref);
 }
 
-/** Every ordinary table outside the system schemas and not owned by an extension. */
-export async function listUserTables(client: ClientBase): Promise<TableRef[]> {
+/**
+ * Every ordinary table (and with `partitioned`, every partitioned table: its count includes its
+ * partitions' rows) outside the system schemas and not owned by an extension.
+ */
+export async function listUserTables(client: ClientBase, options: { partitioned?: boolean } = {}): Promise<TableRef[]> {
   const result = await client.query<{ schema: string; table: string }>(`
     SELECT n.nspname AS schema, c.relname AS table
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind = 'r'
+     WHERE c.relkind IN ('r'${options.partitioned ? ", 'p'" : ''})
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
      ORDER BY 1, 2`);
@@ -73,17 +75,20 @@ export async function listUserTables(client: ClientBase): Promise<TableRef[]> {
 }
 
 /**
- * Checks that configured tables (CRITICAL_TABLES) exist; throws naming `variable` and every
- * missing table.
+ * Checks that configured tables (CRITICAL_TABLES) exist and are tables (a view or sequence has no
+ * rows of its own to keep); throws naming `variable` and every missing one.
  */
 export async function resolveTables(client: ClientBase, tables: readonly TableRef[], variable: string): Promise<TableRef[]> {
-  const result = await client.query<{ found: boolean }>(
-    `SELECT to_regclass(quote_ident(s) || '.' || quote_ident(t)) IS NOT NULL AS found
-       FROM unnest($1::text[], $2::text[]) AS names(s, t)`,
+  const result = await client.query<{ kind: string | null }>(
+    `SELECT (SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = names.s AND c.relname = names.t) AS kind
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS names(s, t, i) ORDER BY names.i`,
     [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
-  const missing = tables.filter((_, i) => !result.rows[i]?.found).map(qualifiedName);
+  const missing = tables.filter((_, i) => !result.rows[i]?.kind).map(qualifiedName);
   if (missing.length > 0) throw new InputError(`${variable}: table(s) not found in the database: ${missing.join(', ')}`);
+  const notTables = tables.filter((_, i) => !['r', 'p'].includes(result.rows[i]!.kind!)).map(qualifiedName);
+  if (notTables.length > 0) throw new InputError(`${variable}: not a table (a view, sequence or foreign table holds no rows to back up): ${notTables.join(', ')}`);
   return [...tables];
 }
 

@@ -49,6 +49,8 @@ export async function restoreDump(
     keepOwners?: boolean;
     /** Leave out GRANTs (a drill server that lacks the backup's roles); default: restore them. */
     noPrivileges?: boolean;
+    /** A `pg_restore --list` file naming the entries to restore (default: all). */
+    useList?: string;
     signal?: AbortSignal;
   } = {},
 ): Promise<void> {
@@ -57,6 +59,7 @@ export async function restoreDump(
   const args = ['--exit-on-error', `--jobs=${jobs}`, `--dbname=${conninfoDatabase(name)}`];
   if (!options.keepOwners) args.push('--no-owner');
   if (options.noPrivileges) args.push('--no-privileges');
+  if (options.useList) args.push(`--use-list=${options.useList}`);
   try {
     await runTool(pgRestore, [...args, '--', dumpFile], {
       env: pgChildEnv(db, name),

@@ -14,16 +14,24 @@ import type { CheckResult } from './report.js';
 /**
  * S26: the fingerprint the backup took in the dump's own snapshot, recomputed on the restored
  * database with the same tables and columns: every row count and money total must be EQUAL. When
- * the fingerprint covered every table, a restored table it does not name is a difference too.
+ * the fingerprint covered every table, a restored table it does not name is a difference too;
+ * except in a `critical`/`weekly-full` backup (`database.dataTables`), whose other tables are
+ * definitions only, and except `coveredTables`, whose rows another entry counts (the partitions
+ * of a partitioned important table laid over a daily).
  */
-export async function fingerprintChecks(client: ClientBase, manifest: Pick<Manifest, 'fingerprint' | 'fingerprintScope' | 'imported'>): Promise<CheckResult[]> {
+export interface FingerprintExpectation extends Pick<Manifest, 'fingerprint' | 'fingerprintScope' | 'imported'> {
+  database?: { dataTables?: readonly string[] };
+  coveredTables?: readonly string[];
+}
+
+export async function fingerprintChecks(client: ClientBase, manifest: FingerprintExpectation): Promise<CheckResult[]> {
   const restoredTables = await listUserTables(client);
   if (manifest.imported) return recordedRowCounts(manifest.imported.file, await computeFingerprint(client, restoredTables));
-  const present = new Set(restoredTables.map(qualifiedName));
+  const present = new Set((await listUserTables(client, { partitioned: true })).map(qualifiedName));
   const recorded = fingerprintTablesOf(manifest.fingerprint).filter((table) => present.has(qualifiedName(table)));
   const actual = await computeFingerprint(client, recorded);
-  if (manifest.fingerprintScope === 'every-table') {
-    const named = new Set(manifest.fingerprint.map((entry) => entry.table));
+  if (manifest.fingerprintScope === 'every-table' && !manifest.database?.dataTables) {
+    const named = new Set([...manifest.fingerprint.map((entry) => entry.table), ...(manifest.coveredTables ?? [])]);
     const extra = restoredTables.filter((table) => !named.has(qualifiedName(table)));
     actual.push(...(await computeFingerprint(client, extra)));
   }

@@ -1,5 +1,6 @@
 import { drillReportKey, type BackupKind, type LayoutOptions } from '../layout.js';
 import type { ApprovalState } from './approval.js';
+import type { OverlayResult } from './overlay.js';
 
 /**
  * The record of one restore drill or production restore (S28): what was restored from where,
@@ -14,7 +15,7 @@ export const REPORT_FORMAT = 1;
 
 export type RestoreMode = 'drill' | 'restore';
 export type RestoreOutcome = 'passed' | 'failed' | 'not-approved' | 'cancelled';
-export type CheckKind = 'fingerprint' | 'assets' | 'latest-data' | 'sql' | 'http' | 'batch-resume';
+export type CheckKind = 'fingerprint' | 'assets' | 'latest-data' | 'sql' | 'http' | 'batch-resume' | 'foreign-key';
 
 export interface CheckResult {
   kind: CheckKind;
@@ -48,6 +49,8 @@ export interface BackupSummary {
   schemaVersion: string;
   artifacts: Partial<Record<'db' | 'globals' | 'assets', ArtifactSummary>>;
   assets?: { fileCount: number; bytes: number };
+  /** A `critical`/`weekly-full` backup: the tables whose rows it holds (the rest is schema only). */
+  dataTables?: string[];
 }
 
 export interface GlobalsPlan {
@@ -57,6 +60,15 @@ export interface GlobalsPlan {
   change: string[];
   /** Roles never touched: the role the restore connects as. */
   skipped: string[];
+}
+
+/** The critical backup laid over the restored one (`--overlay`), and what the overlay found. */
+export interface OverlayReport {
+  backupId: string;
+  kind: BackupKind;
+  generatedAt: string;
+  /** Set once the overlay committed: the replaced tables, every orphan, the constraints made NOT VALID. */
+  result?: OverlayResult;
 }
 
 export interface RestoreReport {
@@ -76,6 +88,7 @@ export interface RestoreReport {
   target: { database?: string; assetDir?: string; kept: boolean };
   approvals: ApprovalState & { preApproved: boolean };
   globals?: GlobalsPlan & { applied: boolean };
+  overlay?: OverlayReport;
   phases: PhaseTiming[];
   rto: { measuredMs: number; targetMs: number; withinTarget: boolean; excludes: string };
   checks: CheckResult[];
@@ -153,6 +166,7 @@ export function renderMarkdown(report: RestoreReport): string {
       `- ${report.globals.applied ? 'Applied' : 'Not applied (not asked for)'}; would create: ${list(report.globals.create)}; would change: ${list(report.globals.change)}; never touched: ${list(report.globals.skipped)}`,
     );
   }
+  if (report.overlay) lines.push('', ...renderOverlay(report.overlay));
   lines.push('', '## Phases', '', '| Phase | Started | Duration |', '|---|---|---|');
   for (const p of report.phases) lines.push(`| ${p.phase} | ${p.startedAt} | ${formatMs(p.durationMs)} |`);
   lines.push('', '## Checks', '');
@@ -164,6 +178,24 @@ export function renderMarkdown(report: RestoreReport): string {
   }
   lines.push('', '## Response', '', '_To be filled in by the on-call engineer: what was done, and what changes in the procedure (S28)._', '');
   return lines.join('\n');
+}
+
+function renderOverlay(overlay: OverlayReport): string[] {
+  const lines = [
+    '## Overlay of the important tables (6-hour RPO)',
+    '',
+    `- Laid over: \`${overlay.backupId}\` (${overlay.kind}, generated at ${overlay.generatedAt}); the other tables are as in the backup above`,
+  ];
+  if (!overlay.result) return [...lines, '- Not applied (the run ended before the overlay committed)'];
+  const { result } = overlay;
+  lines.push(`- Tables replaced: ${list(result.dataTables)}`);
+  lines.push(`- Foreign keys restored NOT VALID (rows point outside what was restored): ${list(result.notValidConstraints)}`);
+  lines.push(`- Orphan rows: ${result.orphanCount}${result.orphanCount > result.orphans.length ? ` (the first ${result.orphans.length} listed)` : ''}`);
+  if (result.orphans.length > 0) {
+    lines.push('', '| Constraint | Row | Points at (missing) |', '|---|---|---|');
+    for (const o of result.orphans) lines.push(`| ${cell(o.constraint)} | ${cell(o.row)} | ${cell(o.references)} |`);
+  }
+  return lines;
 }
 
 function formatMs(ms: number): string {

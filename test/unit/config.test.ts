@@ -318,6 +318,10 @@ const rows: Row[] = [
   { env: { CRITICAL_TABLES: 'a.b.c' }, names: ['CRITICAL_TABLES'], fragment: 'expected table or schema.table' },
   { env: { CRITICAL_TABLES: 'invoices; drop table x' }, names: ['CRITICAL_TABLES'], fragment: 'is not valid' },
   { env: { CRITICAL_TABLES: 'invoices,public.invoices' }, names: ['CRITICAL_TABLES'], fragment: 'listed twice' },
+  { env: { CRITICAL_TABLES: '"会計"."取引先",会計.取引先' }, names: ['CRITICAL_TABLES'], fragment: 'listed twice' },
+  { env: { CRITICAL_TABLES: '"unclosed' }, names: ['CRITICAL_TABLES'], fragment: 'a quoted name is not closed' },
+  { env: { CRITICAL_TABLES: '"";x' }, names: ['CRITICAL_TABLES'], fragment: 'a name is empty' },
+  { env: { CRITICAL_TABLES: `"${'表'.repeat(22)}"` }, names: ['CRITICAL_TABLES'], fragment: 'longer than 63 bytes' },
   { env: { SCHEMA_VERSION_QUERY: '   ' }, names: ['SCHEMA_VERSION_QUERY'], fragment: 'expected an SQL query' },
   { env: { FINGERPRINT_QUERIES_FILE: path.join(dir, 'none.json') }, names: ['FINGERPRINT_QUERIES_FILE'], fragment: 'does not exist' },
   { env: { FINGERPRINT_QUERIES_FILE: badFingerprintFile }, names: ['FINGERPRINT_QUERIES_FILE'], fragment: 'schema.table' },
@@ -741,6 +745,23 @@ describe('PostgreSQL TLS (DB_SSL*) and the drill server (DRILL_DB_*)', () => {
       tls: { mode: 'verify-ca', rootCertFile: pgCa, certFile: pgClientCert, keyFile: rootKey },
       restoreOwners: 'skip',
     });
+  });
+});
+
+describe('CRITICAL_TABLES', () => {
+  it('accepts quoted and non-ASCII names as SQL does, commas and dots inside quotes included', () => {
+    const config = loadConfig({ ...base, CRITICAL_TABLES: ' invoices , "会計"."取引先", 会計.仕訳,"Sales"."Order ""Lines"", 2026",s.t$1' });
+    expect(config.backup.criticalTables).toEqual([
+      { schema: 'public', table: 'invoices' },
+      { schema: '会計', table: '取引先' },
+      { schema: '会計', table: '仕訳' },
+      { schema: 'Sales', table: 'Order "Lines", 2026' },
+      { schema: 's', table: 't$1' },
+    ]);
+  });
+
+  it('refuses unquoted upper case instead of folding it, and says how to quote it', () => {
+    expect(() => loadConfig({ ...base, CRITICAL_TABLES: 'Invoices' })).toThrow('write "Invoices" for a mixed-case name');
   });
 });
 
