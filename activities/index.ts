@@ -1,5 +1,6 @@
 import { createBackupActivities } from './backup.js';
 import { createRestoreActivities } from './restore.js';
+import { createApprovalActivities } from './approval.js';
 import { failFastOnPermanentErrors } from './failures.js';
 import { createFreshnessActivities } from './freshness.js';
 import { createPruneActivities } from './prune.js';
@@ -8,6 +9,7 @@ import type { BackupRuntime } from './runtime.js';
 export type { BackupRuntime } from './runtime.js';
 export type { StagedArtifact, BackupPlan } from './backup.js';
 export type { RestorePlan, PlainDigests } from './restore.js';
+export type { VerifyApprovalsInput } from './approval.js';
 
 /**
  * Every activity, bound to the worker's runtime (samples-typescript's createActivities(deps)).
@@ -18,6 +20,7 @@ export function createActivities(runtime: BackupRuntime) {
   const activities = {
     ...createBackupActivities(runtime),
     ...createRestoreActivities(runtime),
+    ...createApprovalActivities(runtime),
     ...createFreshnessActivities(runtime),
     ...createPruneActivities(runtime),
   };

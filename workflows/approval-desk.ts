@@ -1,0 +1,138 @@
+import { condition } from '@temporalio/workflow';
+import type { VerifyApprovalsInput } from '../activities/index.js';
+import { approvalStatement, judgeStatement, type StatementFields } from '../src/restore/approval-statement.js';
+import {
+  evaluateApprovals,
+  parseApproval,
+  type ApprovalCandidate,
+  type ApprovalRecord,
+  type ApprovalRule,
+  type ApprovalState,
+  type ApprovalVerdict,
+} from '../src/restore/approval.js';
+import type { RestoreMode } from '../src/restore/report.js';
+
+interface Entry {
+  record: ApprovalRecord;
+  /** Kept (in workflow memory only) to verify it again at decision time. */
+  candidate?: ApprovalCandidate;
+  /** Waiting for the worker's verification: not shown, not counted. */
+  pending: boolean;
+}
+
+export interface ApprovalDeskOptions {
+  mode: RestoreMode;
+  rule: ApprovalRule;
+  /** The pipeline's phase now, for the reason an early or late approval is ignored. */
+  phase: () => string;
+  /** The verifyApprovals activity (activities/approval.ts): the worker's keys, read now. */
+  verify: (input: VerifyApprovalsInput) => Promise<ApprovalVerdict[]>;
+}
+
+/**
+ * The approval part of the restore pipeline (workflow code, deterministic). It judges every
+ * `approve-restore` signal: counted only while the run awaits approval, only when the statement
+ * names this run and plan, and only after the worker verified the signature. When the rule
+ * would be satisfied it verifies every counted approval again, so an approver whose key or name
+ * left the worker's configuration meanwhile no longer counts.
+ */
+export function createApprovalDesk(options: ApprovalDeskOptions) {
+  const entries: Entry[] = [];
+  let expected: StatementFields | undefined;
+  let decided = false;
+
+  const state = (): ApprovalState => evaluateApprovals(entries.filter((e) => !e.pending).map((e) => e.record), options.rule);
+  const ignore = (record: ApprovalRecord, reason: string): void => {
+    entries.push({ record: { ...record, ignoredBecause: reason }, pending: false });
+  };
+  const verify = async (batch: Entry[]): Promise<ApprovalVerdict[]> =>
+    options.verify({ mode: options.mode, approvals: batch.map((e) => e.candidate!) });
+
+  /** Verifies what arrived; then, if the rule holds, verifies the counted ones again. True when it still holds. */
+  const settle = async (): Promise<boolean> => {
+    for (let batch = entries.filter((e) => e.pending); batch.length > 0; batch = entries.filter((e) => e.pending)) {
+      const verdicts = await verify(batch);
+      batch.forEach((entry, i) => {
+        const verdict = verdicts[i]!;
+        entry.pending = false;
+        entry.record = verdict.counts
+          ? { ...entry.record, role: verdict.role, ...(verdict.key !== undefined ? { key: verdict.key } : {}) }
+          : { ...entry.record, ignoredBecause: verdict.reason };
+      });
+    }
+    const before = state();
+    if (!before.satisfied) return false;
+    // evaluateApprovals returns the counted records themselves: find their entries by identity.
+    const counted = entries.filter((e) => before.accepted.includes(e.record));
+    const verdicts = await verify(counted);
+    let allStillCount = true;
+    counted.forEach((entry, i) => {
+      const verdict = verdicts[i]!;
+      if (!verdict.counts) {
+        allStillCount = false;
+        entry.record = { ...entry.record, ignoredBecause: `no longer counts at decision time: ${verdict.reason}` };
+      }
+    });
+    // Approvals that arrived during the re-verification are judged in the next round.
+    return allStillCount && !entries.some((e) => e.pending);
+  };
+
+  return {
+    /** The `approve-restore` signal handler. */
+    receive(payload: unknown): void {
+      const at = new Date(Date.now()).toISOString();
+      const candidate = parseApproval(payload);
+      if (typeof candidate === 'string') {
+        const name = (payload as { approver?: unknown } | null)?.approver;
+        ignore({ approver: typeof name === 'string' && name.trim() !== '' ? name.trim().slice(0, 100) : '(unknown)', at }, candidate);
+        return;
+      }
+      const record: ApprovalRecord = { approver: candidate.approver, at, ...(candidate.comment !== undefined ? { comment: candidate.comment } : {}) };
+      if (decided) return ignore(record, `arrived after the approval was decided (phase ${options.phase()})`);
+      if (!expected) return ignore(record, `sent before the restore awaited approval (phase ${options.phase()}): approvals count only while it awaits approval`);
+      if (candidate.statement === undefined) {
+        if (options.mode === 'restore') {
+          return ignore(record, 'unsigned: a production Restore counts only approvals signed with a key in RESTORE_ALLOWED_SIGNERS_FILE (erp4-backup approve --key)');
+        }
+      } else {
+        const judged = judgeStatement(expected, candidate.statement);
+        if ('refused' in judged) return ignore(record, judged.refused);
+        if (judged.comment !== undefined) record.comment = judged.comment;
+      }
+      entries.push({ record, candidate, pending: true });
+    },
+
+    state,
+
+    /** The text approvers sign, while the run awaits approval. */
+    statement(): string | undefined {
+      return expected && !decided ? approvalStatement(expected) : undefined;
+    },
+
+    /**
+     * Awaits approval for `timeoutMs` (from now), the plan being `fields`: true when approved,
+     * false at the deadline. `remind` is called once at half time if still unapproved.
+     */
+    async wait(fields: StatementFields, timeoutMs: number, remind: () => void): Promise<boolean> {
+      expected = fields;
+      const deadline = Date.now() + timeoutMs;
+      const half = Date.now() + Math.floor(timeoutMs / 2);
+      let reminded = false;
+      try {
+        for (;;) {
+          if (await settle()) return true;
+          const now = Date.now();
+          if (now >= deadline) return false;
+          if (!reminded && now >= half) {
+            reminded = true;
+            remind();
+          }
+          const until = reminded ? deadline : half;
+          await condition(() => entries.some((e) => e.pending), Math.max(1, until - now));
+        }
+      } finally {
+        decided = true;
+      }
+    },
+  };
+}
