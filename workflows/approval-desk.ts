@@ -2,6 +2,7 @@ import { condition } from '@temporalio/workflow';
 import type { VerifyApprovalsInput } from '../activities/index.js';
 import { approvalStatement, judgeStatement, type StatementFields } from '../src/restore/approval-statement.js';
 import {
+  duplicateReason,
   evaluateApprovals,
   parseApproval,
   type ApprovalCandidate,
@@ -48,33 +49,50 @@ export function createApprovalDesk(options: ApprovalDeskOptions) {
   const verify = async (batch: Entry[]): Promise<ApprovalVerdict[]> =>
     options.verify({ mode: options.mode, approvals: batch.map((e) => e.candidate!) });
 
-  /** Verifies what arrived; then, if the rule holds, verifies the counted ones again. True when it still holds. */
+  /**
+   * Verifies what arrived; then, if the rule would hold, verifies the counted approvals again.
+   * The results are applied all at once, so `status` never shows a rule satisfied that the
+   * second verification overturns. True when the rule holds after both.
+   */
   const settle = async (): Promise<boolean> => {
-    for (let batch = entries.filter((e) => e.pending); batch.length > 0; batch = entries.filter((e) => e.pending)) {
+    const batch = entries.filter((e) => e.pending);
+    const updates = new Map<Entry, ApprovalRecord>();
+    if (batch.length > 0) {
       const verdicts = await verify(batch);
+      // A repeat (the same person, or the same key) is refused for good when it is judged, so
+      // it never starts counting later because the approval it repeated was withdrawn.
+      const counted = entries.filter((e) => !e.pending && e.record.ignoredBecause === undefined).map((e) => e.record);
       batch.forEach((entry, i) => {
         const verdict = verdicts[i]!;
-        entry.pending = false;
-        entry.record = verdict.counts
+        let record: ApprovalRecord = verdict.counts
           ? { ...entry.record, role: verdict.role, ...(verdict.key !== undefined ? { key: verdict.key } : {}) }
           : { ...entry.record, ignoredBecause: verdict.reason };
+        if (record.ignoredBecause === undefined) {
+          const duplicate = duplicateReason(record, counted);
+          if (duplicate) record = { ...record, ignoredBecause: duplicate };
+          else counted.push(record);
+        }
+        updates.set(entry, record);
       });
     }
-    const before = state();
-    if (!before.satisfied) return false;
-    // evaluateApprovals returns the counted records themselves: find their entries by identity.
-    const counted = entries.filter((e) => before.accepted.includes(e.record));
-    const verdicts = await verify(counted);
-    let allStillCount = true;
-    counted.forEach((entry, i) => {
-      const verdict = verdicts[i]!;
-      if (!verdict.counts) {
-        allStillCount = false;
-        entry.record = { ...entry.record, ignoredBecause: `no longer counts at decision time: ${verdict.reason}` };
-      }
-    });
-    // Approvals that arrived during the re-verification are judged in the next round.
-    return allStillCount && !entries.some((e) => e.pending);
+    const judged = entries.filter((e) => !e.pending || updates.has(e));
+    const recordOf = (e: Entry) => updates.get(e) ?? e.record;
+    let satisfied = evaluateApprovals(judged.map(recordOf), options.rule).satisfied;
+    if (satisfied) {
+      const counting = judged.filter((e) => recordOf(e).ignoredBecause === undefined);
+      const verdicts = await verify(counting);
+      counting.forEach((entry, i) => {
+        const verdict = verdicts[i]!;
+        if (!verdict.counts) updates.set(entry, { ...recordOf(entry), ignoredBecause: `no longer counts at decision time: ${verdict.reason}` });
+      });
+      satisfied = evaluateApprovals(judged.map(recordOf), options.rule).satisfied;
+    }
+    for (const [entry, record] of updates) {
+      entry.record = record;
+      entry.pending = false;
+    }
+    // Approvals that arrived meanwhile are judged in the next round.
+    return satisfied && !entries.some((e) => e.pending);
   };
 
   return {

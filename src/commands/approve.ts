@@ -68,7 +68,7 @@ export async function approveCommand(
 }
 
 /** The statement's fields as `status` shows them: the approver signs what they were shown. */
-function statementFields(workflowId: string, runId: string, status: RestoreStatus): StatementFields | string {
+export function statementFields(workflowId: string, runId: string, status: RestoreStatus): StatementFields | string {
   if (!status.backup || status.repository === undefined || status.database === undefined) return 'the status shows no backup, repository or database yet';
   return {
     workflowId,

@@ -101,14 +101,9 @@ export function evaluateApprovals(records: readonly ApprovalRecord[], rule: Appr
       ignored.push(record);
       continue;
     }
-    const sameKey = record.key === undefined ? undefined : accepted.find((a) => a.key === record.key);
-    if (accepted.some((a) => a.approver === record.approver)) {
-      ignored.push({ ...record, ignoredBecause: `${record.approver} already approved: one person counts once` });
-    } else if (sameKey) {
-      ignored.push({ ...record, ignoredBecause: `signed with the key that signed ${sameKey.approver}'s approval (${record.key}): two approvals need two different keys` });
-    } else {
-      accepted.push(record);
-    }
+    const duplicate = duplicateReason(record, accepted);
+    if (duplicate) ignored.push({ ...record, ignoredBecause: duplicate });
+    else accepted.push(record);
   }
   const roles = [...new Set(accepted.map((a) => a.role))];
   if (rule === 'single') {
@@ -122,6 +117,13 @@ export function evaluateApprovals(records: readonly ApprovalRecord[], rule: Appr
         ? undefined
         : `an approval from a role other than ${roles.join(', ')}`;
   return { rule, satisfied, accepted, ignored, ...(missing ? { missing } : {}) };
+}
+
+/** Why `record` repeats one of the `counted` approvals (the same person, or the same key), or undefined. */
+export function duplicateReason(record: ApprovalRecord, counted: readonly ApprovalRecord[]): string | undefined {
+  if (counted.some((a) => a.approver === record.approver)) return `${record.approver} already approved: one person counts once`;
+  const sameKey = record.key === undefined ? undefined : counted.find((a) => a.key === record.key);
+  return sameKey ? `signed with the key that signed ${sameKey.approver}'s approval (${record.key}): two approvals need two different keys` : undefined;
 }
 
 /** Problems with the configured list that make approval impossible; undefined when it can work. */
