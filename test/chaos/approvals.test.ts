@@ -24,6 +24,7 @@ describe('signed approvals of a production Restore', () => {
   const target = `erp4_approvals_${process.pid}`;
   let approvers: TestApprovers;
   let product: RunningProduct;
+  let env: Record<string, string>;
   let backup: NightlyBackupResult;
   /** A valid approval by alice for an earlier run (the early-approval test's), to replay. */
   let earlierRunApproval: ApproveRestoreSignal | undefined;
@@ -57,7 +58,7 @@ describe('signed approvals of a production Restore', () => {
     // dave:management shares carol's key: one key must not approve for two people.
     approvers = await createApprovers(['alice', 'carol', 'bob', 'dave', 'mallory'], ['alice', 'carol', 'bob']);
     await approvers.allow({ alice: 'alice', carol: 'carol', bob: 'bob', dave: 'carol' });
-    const env = await productEnv(s, 'approvals', {
+    env = await productEnv(s, 'approvals', {
       assets: false,
       env: {
         RESTORE_APPROVERS: 'alice:admin,carol:admin,bob:management,dave:management',
@@ -118,7 +119,7 @@ describe('signed approvals of a production Restore', () => {
       }
     } finally {
       recordResult({
-        id: '40-approvals-early',
+        id: '50-approvals-early',
         fault: 'Approvals of a production Restore sent before it awaits approval (validly signed by two roles, delivered in its first activation): ignored',
         trials,
         survived,
@@ -145,7 +146,7 @@ describe('signed approvals of a production Restore', () => {
 
     status = await send(handle, await approvers.signedFor(handle, 'mallory'));
     expect(reasonFor(status, 'mallory')).toBe('"mallory" is not a configured approver (RESTORE_APPROVERS)');
-    forged.push('mallory, not an approver');
+    forged.push('a stranger (mallory)');
 
     const genuine = await approvers.signedFor(handle, 'alice');
     status = await send(handle, { ...genuine, signature: 'I, alice, approve' });
@@ -160,7 +161,7 @@ describe('signed approvals of a production Restore', () => {
     status = await send(handle, earlierRunApproval);
     expect(reasonFor(status, 'alice')).toMatch(/^replayed from another run: signed for workflow "approvals-early-\d+-0" run "[0-9a-f-]{36}", this is workflow "approvals-forged-\d+" run /);
     recordResult({
-      id: '41-approvals-replayed',
+      id: '51-approvals-replayed',
       fault: "A production Restore sent another run's validly signed approval (replayed signal): ignored",
       trials: 1,
       survived: 1,
@@ -203,7 +204,7 @@ describe('signed approvals of a production Restore', () => {
     expect(report.approvals.accepted.map((a) => a.approver)).toEqual(['bob']);
     expect(report.approvals.ignored.map((a) => a.ignoredBecause)).toEqual(expect.arrayContaining([expect.stringContaining('forged'), expect.stringContaining('replayed from another run')]));
     recordResult({
-      id: '42-approvals-forged',
+      id: '52-approvals-forged',
       fault: 'Forged approvals of a production Restore (unsigned, signed by another key, not a signature, another plan, a stranger, one key for two names) and keys withdrawn while it waits: none counted',
       trials: forged.length,
       survived: forged.length,
@@ -212,6 +213,24 @@ describe('signed approvals of a production Restore', () => {
       test: TEST_FILE,
     });
   }, 240_000);
+
+  it('an approver removed from RESTORE_APPROVERS while the restore waits no longer counts once the worker runs with the new list', async () => {
+    await approvers.allow({ alice: 'alice', bob: 'bob' });
+    const handle = await startRestore(`approvals-removed-${process.pid}`);
+    await waitForStatus(handle, inPhase('awaiting-approval'));
+    let status = await send(handle, await approvers.signedFor(handle, 'alice'));
+    expect(status.approvals.accepted.map((a) => a.approver)).toEqual(['alice']);
+
+    // The operators drop alice (her name and her key) and restart the worker on the same queue.
+    await product.close();
+    await approvers.allow({ bob: 'bob' });
+    product = await startProduct(s, { ...env, RESTORE_APPROVERS: 'carol:admin,bob:management,dave:management' });
+    status = await send(handle, await approvers.signedFor(handle, 'bob'));
+    expect(status.approvals).toMatchObject({ satisfied: false, accepted: [{ approver: 'bob' }] });
+    expect(reasonFor(status, 'alice')).toBe('no longer counts at decision time: "alice" is not a configured approver (RESTORE_APPROVERS)');
+    expect((await cancel(handle)).outcome).toBe('cancelled');
+    expect(await databasesLike(s, target)).toEqual([]);
+  }, 180_000);
 
   it('a drill refuses unsigned approvals by default and takes one signed with `erp4-backup approve --key`', async () => {
     const handle = await product.client.workflow.start(RestoreDrill, {

@@ -29,6 +29,8 @@ export interface TestApprovers {
   signed(fields: StatementFields, approver: string, options?: { keyOf?: string; comment?: string }): Promise<ApproveRestoreSignal>;
   /** The same, for the statement the running workflow shows in `status`. */
   signedFor(handle: WorkflowHandle, approver: string, options?: { keyOf?: string; comment?: string }): Promise<ApproveRestoreSignal>;
+  /** An ssh-agent holding `name`'s private key; sign with `${keyFile(name)}.pub` and SSH_AUTH_SOCK=socket. */
+  agentWith(name: string): Promise<{ socket: string; stop(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -60,6 +62,13 @@ export async function createApprovers(names: readonly string[], allowed: readonl
       const fields = statementFields(handle.workflowId, (await handle.describe()).runId, status);
       if (typeof fields === 'string') throw new Error(`cannot sign for ${handle.workflowId}: ${fields}`);
       return signed(fields, approver, options);
+    },
+    async agentWith(name) {
+      const socket = join(dir, `agent-${name}.sock`);
+      const pid = /SSH_AGENT_PID=(\d+)/.exec((await run('ssh-agent', ['-s', '-a', socket])).stdout)?.[1];
+      if (!pid) throw new Error('ssh-agent did not say its pid');
+      await run('ssh-add', ['-q', keyFile(name)], { env: { ...process.env, SSH_AUTH_SOCK: socket } });
+      return { socket, stop: async () => void process.kill(Number(pid)) };
     },
     close: () => rm(dir, { recursive: true, force: true }),
   };
