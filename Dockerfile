@@ -14,8 +14,9 @@ COPY scripts/bundle-workflows.mjs ./scripts/
 RUN npx tsc -p tsconfig.build.json && node scripts/bundle-workflows.mjs && npm prune --omit=dev
 
 FROM node:20.20.2-bookworm-slim
+# openssh-client: ssh-keygen verifies signed approvals (RESTORE_ALLOWED_SIGNERS_FILE).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client-15 gnupg ca-certificates \
+ && apt-get install -y --no-install-recommends postgresql-client-15 gnupg openssh-client ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
