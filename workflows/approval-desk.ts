@@ -106,8 +106,9 @@ export function createApprovalDesk(options: ApprovalDeskOptions) {
         return;
       }
       const record: ApprovalRecord = { approver: candidate.approver, at, ...(candidate.comment !== undefined ? { comment: candidate.comment } : {}) };
-      if (decided) return ignore(record, `arrived after the approval was decided (phase ${options.phase()})`);
-      if (!expected) return ignore(record, `sent before the restore awaited approval (phase ${options.phase()}): approvals count only while it awaits approval`);
+      if (decided || !expected) {
+        return ignore(record, `sent while the run was not awaiting approval (phase ${options.phase()}): approvals count only while it awaits approval`);
+      }
       if (candidate.statement === undefined) {
         if (options.mode === 'restore') {
           return ignore(record, 'unsigned: a production Restore counts only approvals signed with a key in RESTORE_ALLOWED_SIGNERS_FILE (erp4-backup approve --key)');

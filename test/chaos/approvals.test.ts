@@ -107,8 +107,8 @@ describe('signed approvals of a production Restore', () => {
         expect(waiting.approvals.statement).toBe(approvalStatement(fields));
         expect(waiting.approvals).toMatchObject({ satisfied: false, accepted: [] });
         expect(waiting.approvals.ignored.map((a) => [a.approver, a.ignoredBecause])).toEqual([
-          ['alice', 'sent before the restore awaited approval (phase selecting): approvals count only while it awaits approval'],
-          ['bob', 'sent before the restore awaited approval (phase selecting): approvals count only while it awaits approval'],
+          ['alice', 'sent while the run was not awaiting approval (phase selecting): approvals count only while it awaits approval'],
+          ['bob', 'sent while the run was not awaiting approval (phase selecting): approvals count only while it awaits approval'],
         ]);
         const result = await cancel(handle);
         expect(result.outcome).toBe('cancelled');
@@ -216,7 +216,8 @@ describe('signed approvals of a production Restore', () => {
 
   it('an approver removed from RESTORE_APPROVERS while the restore waits no longer counts once the worker runs with the new list', async () => {
     await approvers.allow({ alice: 'alice', bob: 'bob' });
-    const handle = await startRestore(`approvals-removed-${process.pid}`);
+    const workflowId = `approvals-removed-${process.pid}`;
+    let handle: WorkflowHandle = await startRestore(workflowId);
     await waitForStatus(handle, inPhase('awaiting-approval'));
     let status = await send(handle, await approvers.signedFor(handle, 'alice'));
     expect(status.approvals.accepted.map((a) => a.approver)).toEqual(['alice']);
@@ -225,6 +226,7 @@ describe('signed approvals of a production Restore', () => {
     await product.close();
     await approvers.allow({ bob: 'bob' });
     product = await startProduct(s, { ...env, RESTORE_APPROVERS: 'carol:admin,bob:management,dave:management' });
+    handle = product.client.workflow.getHandle(workflowId);
     status = await send(handle, await approvers.signedFor(handle, 'bob'));
     expect(status.approvals).toMatchObject({ satisfied: false, accepted: [{ approver: 'bob' }] });
     expect(reasonFor(status, 'alice')).toBe('no longer counts at decision time: "alice" is not a configured approver (RESTORE_APPROVERS)');
