@@ -1,8 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities/index.js';
 import { approveCommand } from '../../src/commands/approve.js';
+import { loadConfig } from '../../src/config.js';
+import { createBackupRuntime } from '../../src/runtime.js';
 import { approvalStatement, type StatementFields } from '../../src/restore/approval-statement.js';
 import type { ApprovalRecord } from '../../src/restore/approval.js';
 import type { RestoreReport } from '../../src/restore/report.js';
@@ -233,6 +237,28 @@ describe('signed approvals of a production Restore', () => {
     expect((await cancel(handle)).outcome).toBe('cancelled');
     expect(await databasesLike(s, target)).toEqual([]);
   }, 180_000);
+
+  it('without keys of two roles a Restore stops before fetching anything; a drill needs a key or DRILL_ACCEPT_UNSIGNED_APPROVALS', async () => {
+    const plan = async (overrides: Record<string, string>, mode: 'restore' | 'drill') => {
+      const runtime = await createBackupRuntime(loadConfig({ ...env, ...overrides }));
+      try {
+        return await createActivities(runtime).planRestore({ workflowId: `approvals-plan-${process.pid}`, runId: randomUUID(), mode, backupId: backup.backupId });
+      } finally {
+        await Promise.all([...runtime.repositories.values()].map((r) => r.close()));
+      }
+    };
+    await expect(plan({ RESTORE_ALLOWED_SIGNERS_FILE: '' }, 'restore')).rejects.toThrow(
+      'RESTORE_ALLOWED_SIGNERS_FILE is not set: a production Restore counts only signed approvals, so nobody could approve it',
+    );
+    await expect(plan({ RESTORE_ALLOWED_SIGNERS_FILE: '' }, 'drill')).rejects.toThrow('RESTORE_ALLOWED_SIGNERS_FILE is not set and DRILL_ACCEPT_UNSIGNED_APPROVALS is false');
+    await expect(plan({ RESTORE_ALLOWED_SIGNERS_FILE: '', DRILL_ACCEPT_UNSIGNED_APPROVALS: 'true' }, 'drill')).resolves.toMatchObject({ preApproved: false });
+    await approvers.allow({ alice: 'alice', carol: 'carol' });
+    await expect(plan({}, 'restore')).rejects.toThrow('RESTORE_ALLOWED_SIGNERS_FILE has keys of approvers of only one role');
+    // Keys of two roles (and names the running worker, restarted above without alice, knows too).
+    await approvers.allow({ carol: 'carol', bob: 'bob' });
+    await expect(plan({}, 'restore')).resolves.toMatchObject({ database: target });
+    expect(await databasesLike(s, target)).toEqual([]);
+  });
 
   it('a drill refuses unsigned approvals by default and takes one signed with `erp4-backup approve --key`', async () => {
     const handle = await product.client.workflow.start(RestoreDrill, {
