@@ -19,12 +19,6 @@ export interface Approver {
 
 export type ApprovalRule = 'single' | 'dual-control';
 
-/** One `approve-restore` signal as received, with the workflow time it arrived at. */
-export interface ReceivedApproval {
-  payload: unknown;
-  at: string;
-}
-
 /** An approval signal that is well-formed: the worker still has to verify it. */
 export interface ApprovalCandidate {
   approver: string;
