@@ -14,7 +14,8 @@ RUN npx tsc -p tsconfig.build.json && node scripts/bundle-workflows.mjs && npm p
 FROM node:24.22.3-bookworm-slim
 # pg_dump must be at least the server's major version, and the worker picks
 # /usr/lib/postgresql/<server major>/bin (else the next newer one): the client tools of
-# PostgreSQL 15, 16 and 17 from the PostgreSQL project's apt repository (Debian 12 ships only 15).
+# PostgreSQL 15, 16 and 17 from the PostgreSQL project's apt repository (Debian 12 ships only 15);
+# openssh-client: ssh-keygen verifies signed approvals (RESTORE_ALLOWED_SIGNERS_FILE).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl gnupg \
  && install -d /usr/share/postgresql-common/pgdg \
@@ -22,7 +23,7 @@ RUN apt-get update \
  && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" \
       > /etc/apt/sources.list.d/pgdg.list \
  && apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client-15 postgresql-client-16 postgresql-client-17 \
+ && apt-get install -y --no-install-recommends postgresql-client-15 postgresql-client-16 postgresql-client-17 openssh-client \
  && apt-get purge -y curl && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

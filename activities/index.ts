@@ -1,6 +1,7 @@
 import { createBackupActivities } from './backup.js';
 import { createRestoreActivities } from './restore.js';
 import { createOverlayActivities } from './restore-overlay.js';
+import { createApprovalActivities } from './approval.js';
 import { failFastOnPermanentErrors } from './failures.js';
 import { createFreshnessActivities } from './freshness.js';
 import { createPruneActivities } from './prune.js';
@@ -10,6 +11,7 @@ export type { BackupRuntime } from './runtime.js';
 export type { StagedArtifact, BackupPlan } from './backup.js';
 export type { RestorePlan, PlainDigests } from './restore.js';
 export type { OverlayPlan } from './restore-overlay.js';
+export type { VerifyApprovalsInput } from './approval.js';
 
 /**
  * Every activity, bound to the worker's runtime (samples-typescript's createActivities(deps)).
@@ -21,6 +23,7 @@ export function createActivities(runtime: BackupRuntime) {
     ...createBackupActivities(runtime),
     ...createRestoreActivities(runtime),
     ...createOverlayActivities(runtime),
+    ...createApprovalActivities(runtime),
     ...createFreshnessActivities(runtime),
     ...createPruneActivities(runtime),
   };

@@ -29,6 +29,10 @@ export interface RestoreSettings {
   approvalTimeoutMs: number;
   /** DRILL_PREAPPROVED: scheduled drills restore into their scratch database without waiting. */
   drillPreApproved: boolean;
+  /** RESTORE_ALLOWED_SIGNERS_FILE: re-read before every verification, so an edit counts at once. */
+  allowedSignersFile?: string;
+  /** DRILL_ACCEPT_UNSIGNED_APPROVALS: a drill counts an unsigned approval from a configured approver. */
+  drillAcceptUnsigned: boolean;
   /** RESTORE_TARGET_DB: the database a production Restore creates (default DB_NAME). */
   targetDatabase: string;
   /** RESTORE_ASSET_DIR: where a production Restore puts the PDF files (default ASSET_DIR). */

@@ -16,7 +16,8 @@ import { overlayExpectation } from '../src/restore/overlay-plan.js';
 import { scopedForeignKeyChecks } from '../src/restore/scoped-checks.js';
 import { PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { runTool } from '../src/child-process.js';
-import { approverListProblem, type Approver } from '../src/restore/approval.js';
+import { approvalSetupProblem } from '../src/restore/approval.js';
+import { currentAllowedSigners } from './approval.js';
 import { batchResumeCheck, fingerprintChecks, latestDataCheck, smokeChecks, sqlChecks } from '../src/restore/checks.js';
 import { createOwnedDatabase, databaseOwnership, dropOwnedDatabase, foreignDatabaseError, ownershipMarker, scratchDatabaseName } from '../src/restore/database.js';
 import { createMissingRoles } from '../src/restore/drill-roles.js';
@@ -39,7 +40,6 @@ export interface RestorePlan {
   database: string;
   /** Where the files go: RESTORE_ASSET_DIR for a Restore; a drill unpacks into its staging directory. */
   assetDir?: string;
-  approvers: Approver[];
   approvalTimeoutMs: number;
   preApproved: boolean;
 }
@@ -171,14 +171,20 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       }
 
       const preApproved = input.mode === 'drill' && settings.drillPreApproved;
-      const problem = preApproved ? undefined : approverListProblem(settings.approvers, input.mode === 'drill' ? 'single' : 'dual-control');
+      const signers = settings.allowedSignersFile ? await currentAllowedSigners(settings) : undefined;
+      if (typeof signers === 'string') throw new InputError(signers);
+      const problem = preApproved
+        ? undefined
+        : approvalSetupProblem(settings.approvers, input.mode === 'drill' ? 'single' : 'dual-control', {
+            ...(signers ? { allowedSigners: signers } : {}),
+            acceptUnsigned: input.mode === 'drill' && settings.drillAcceptUnsigned,
+          });
       if (problem) throw new InputError(problem);
       return {
         repository,
         backup,
         database,
         ...(assetDir ? { assetDir } : {}),
-        approvers: settings.approvers.map((a) => ({ name: a.name, role: a.role })),
         approvalTimeoutMs: timeout !== undefined ? (timeout as number) * 1000 : settings.approvalTimeoutMs,
         preApproved,
       };

@@ -97,8 +97,9 @@ program
   .description('send approve-restore to a waiting RestoreDrill or Restore, as one of RESTORE_APPROVERS')
   .argument('<workflow-id>', 'the workflow id printed by drill or restore')
   .requiredOption('--as <name>', 'your name as listed in RESTORE_APPROVERS')
-  .option('--comment <text>', 'why you approve, kept in the report')
-  .action(async (workflowId: string, options: { as: string; comment?: string }) => {
+  .option('--key <file>', 'sign with this SSH key (private key file, or public key file with the private key in ssh-agent); listed for you in RESTORE_ALLOWED_SIGNERS_FILE')
+  .option('--comment <text>', 'why you approve, kept in the report (signed with the statement)')
+  .action(async (workflowId: string, options: { as: string; key?: string; comment?: string }) => {
     if (!(await approveCommand(loadConfig(), workflowId, options))) process.exitCode = 1;
   });
 

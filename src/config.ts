@@ -71,6 +71,8 @@
  * | RESTORE_TARGET_DB | DB_NAME | S21: the database a production Restore creates empty and loads; it must not exist yet (at most 63 bytes) |
  * | RESTORE_ASSET_DIR | ASSET_DIR | S23: absolute directory a production Restore puts the PDF files into; must be absent or empty |
  * | RESTORE_SMOKE_URLS | none | S21: comma list of http(s) URLs that must answer 2xx after a production Restore |
+ * | RESTORE_ALLOWED_SIGNERS_FILE | - | S13: the approvers' OpenSSH public keys in `allowed_signers` form (`alice ssh-ed25519 AAAA...`), one line per key, each naming RESTORE_APPROVERS names only; approvals count only when signed by one of them (re-read at every verification) |
+ * | DRILL_ACCEPT_UNSIGNED_APPROVALS | `false` | `true` lets a drill count an unsigned approval from a RESTORE_APPROVERS name; a production Restore never does |
  * | DRILL_PREAPPROVED | `false` | S25: `true` lets drills restore into their scratch database without approve-restore (scheduled drills); a production Restore always waits |
  * | DRILL_LATEST_DATA_QUERY | - | S27: SQL returning the time of the newest row (e.g. `SELECT max(issued_at) FROM invoices`); must be no older than generated_at minus RPO_DAILY (RPO_CRITICAL for critical and weekly-full backups) |
  * | DRILL_CHECKS_FILE | - | S26: SQL file of named checks: `-- name: <name>` blocks, each returning one row with `expected` and `actual` |
@@ -106,6 +108,7 @@ import { parseFingerprintSpec, type FingerprintTable } from './pg/fingerprint.js
 import { DEFAULT_SSL_MODE, SSL_MODES, type PgTls, type SslMode } from './pg/tls.js';
 import { parseTableList } from './pg/table-names.js';
 import { parseChecksFile, type NamedQuery } from './restore/checks-file.js';
+import { parseAllowedSigners, unknownPrincipalProblem, type AllowedSigner } from './restore/allowed-signers.js';
 import {
   parseMonthlyTime,
   parseTimeOfDay,
@@ -287,9 +290,13 @@ export interface Config {
     /** RESTORE_ASSET_DIR, default ASSET_DIR when PDF_PROVIDER=local. */
     readonly assetDir: string | undefined;
     readonly smokeUrls: readonly string[];
+    /** RESTORE_ALLOWED_SIGNERS_FILE, parsed at load time; the worker re-reads the file before every verification. */
+    readonly allowedSigners: { readonly file: string; readonly signers: readonly AllowedSigner[] } | undefined;
   };
   readonly drill: {
     readonly preApproved: boolean;
+    /** DRILL_ACCEPT_UNSIGNED_APPROVALS. */
+    readonly acceptUnsignedApprovals: boolean;
     readonly latestDataQuery: string | undefined;
     /** DRILL_CHECKS_FILE, parsed at load time so a malformed file stops the worker at start. */
     readonly checks: { readonly file: string; readonly queries: readonly NamedQuery[] } | undefined;
@@ -426,6 +433,8 @@ export const CONFIG_VARIABLES = [
   'RESTORE_TARGET_DB',
   'RESTORE_ASSET_DIR',
   'RESTORE_SMOKE_URLS',
+  'RESTORE_ALLOWED_SIGNERS_FILE',
+  'DRILL_ACCEPT_UNSIGNED_APPROVALS',
   'DRILL_PREAPPROVED',
   'DRILL_LATEST_DATA_QUERY',
   'DRILL_CHECKS_FILE',
@@ -675,6 +684,17 @@ function checksFile(value: string): { file: string; queries: NamedQuery[] } | Wr
   if (file instanceof Wrong) return file;
   try {
     return { file, queries: parseChecksFile(fs.readFileSync(file, 'utf8')) };
+  } catch (error) {
+    return new Wrong(`${file}: ${(error as Error).message}`);
+  }
+}
+
+/** RESTORE_ALLOWED_SIGNERS_FILE: read and parsed now; whether its names are approvers is checked with RESTORE_APPROVERS. */
+function allowedSignersFile(value: string): { file: string; signers: AllowedSigner[] } | Wrong {
+  const file = existingPath(path.resolve(value), 'file');
+  if (file instanceof Wrong) return file;
+  try {
+    return { file, signers: parseAllowedSigners(fs.readFileSync(file, 'utf8')) };
   } catch (error) {
     return new Wrong(`${file}: ${(error as Error).message}`);
   }
@@ -1019,6 +1039,14 @@ function envShape(backupDir: string) {
       path.isAbsolute(value) ? (unsafeCharacter(value) ?? path.normalize(value)) : new Wrong(`${show(value)} is not absolute`),
     ).optional(),
     RESTORE_SMOKE_URLS: urlList('http(s) URLs separated by commas (e.g. https://erp4.example.com/health)').default(() => []),
+    RESTORE_ALLOWED_SIGNERS_FILE: parsed(
+      'a readable OpenSSH allowed_signers file: one line per approver key, "name ssh-ed25519 AAAA..." (name from RESTORE_APPROVERS)',
+      allowedSignersFile,
+    ).optional(),
+    DRILL_ACCEPT_UNSIGNED_APPROVALS: z
+      .enum(['true', 'false', '1', '0'], invalid('true or false'))
+      .transform((value) => value === 'true' || value === '1')
+      .default(false),
     DRILL_PREAPPROVED: z
       .enum(['true', 'false', '1', '0'], invalid('true or false'))
       .transform((value) => value === 'true' || value === '1')
@@ -1197,6 +1225,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ? []
     : parsed.error.issues.map((issue) => ({ variable: String(issue.path[0]), message: issue.message }));
   issues.push(...crossVariableIssues(raw, env));
+  if (parsed.success && parsed.data.RESTORE_ALLOWED_SIGNERS_FILE) {
+    const { file, signers } = parsed.data.RESTORE_ALLOWED_SIGNERS_FILE;
+    const problem = unknownPrincipalProblem(signers, parsed.data.RESTORE_APPROVERS.map((a) => a.name));
+    if (problem) issues.push({ variable: 'RESTORE_ALLOWED_SIGNERS_FILE', message: `${file}: ${problem}` });
+  }
   if (!parsed.success || issues.length > 0) throw new ConfigError(issues);
 
   const v = parsed.data;
@@ -1296,9 +1329,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       targetDatabase: v.RESTORE_TARGET_DB ?? v.DB_NAME,
       assetDir: v.RESTORE_ASSET_DIR ?? (v.PDF_PROVIDER === 'local' ? v.ASSET_DIR : undefined),
       smokeUrls: v.RESTORE_SMOKE_URLS,
+      allowedSigners: v.RESTORE_ALLOWED_SIGNERS_FILE,
     },
     drill: {
       preApproved: v.DRILL_PREAPPROVED,
+      acceptUnsignedApprovals: v.DRILL_ACCEPT_UNSIGNED_APPROVALS,
       latestDataQuery: v.DRILL_LATEST_DATA_QUERY,
       checks: v.DRILL_CHECKS_FILE,
       smokeUrls: v.DRILL_SMOKE_URLS,

@@ -106,10 +106,19 @@ export interface RestoreInput extends RestoreSelection {
   applyGlobals?: boolean;
 }
 
-/** `temporal workflow signal --name approve-restore --input '{"approver":"alice","comment":"ok"}'` */
+/**
+ * `erp4-backup approve <workflow-id> --as alice --key ~/.ssh/id_ed25519` sends it; by hand:
+ * `temporal workflow signal --name approve-restore --input '{"approver":"alice","statement":"...","signature":"-----BEGIN SSH SIGNATURE-----..."}'`
+ * where `statement` is `status.approvals.statement` (optionally plus a `comment:` line) and
+ * `signature` is its `ssh-keygen -Y sign -n erp4-backup-approve` (src/restore/approval-statement.ts).
+ * Unsigned (`{"approver":"alice","comment":"ok"}`) counts only for drills with DRILL_ACCEPT_UNSIGNED_APPROVALS.
+ */
 export interface ApproveRestoreSignal {
   approver: string;
+  /** Unsigned approvals only; a signed approval's comment is the statement's `comment:` line. */
   comment?: string;
+  statement?: string;
+  signature?: string;
 }
 
 /** `temporal workflow signal --name cancel-restore --input '{"by":"alice","reason":"wrong backup"}'` */
@@ -142,7 +151,12 @@ export interface RestoreStatus {
   /** The scratch database of a drill, or the production target. */
   database?: string;
   assetDir?: string;
-  approvals: ApprovalState & { preApproved: boolean; deadline?: string };
+  approvals: ApprovalState & {
+    preApproved: boolean;
+    deadline?: string;
+    /** While it awaits approval: the exact text an approver signs (erp4-backup approve does it). */
+    statement?: string;
+  };
   /** With `overlay`: the critical backup laid over the restored one, and (once done) what it found. */
   overlay?: OverlayReport;
   /** Restore only: the roles the backup's globals would create or change, and whether they will be applied. */

@@ -3,7 +3,6 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  condition,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -12,7 +11,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities, OverlayPlan, PlainDigests, RestorePlan } from '../activities/index.js';
 import { isBackupId } from '../src/layout.js';
-import { describeRule, evaluateApprovals, type ApprovalRule, type ReceivedApproval } from '../src/restore/approval.js';
+import { describeRule, type ApprovalRule } from '../src/restore/approval.js';
 import {
   REPORT_FORMAT,
   measuredRto,
@@ -39,6 +38,7 @@ import {
   type RestoreStatus,
 } from './messages.js';
 import { heartbeatTimeoutSeconds } from './heartbeat-timeout.js';
+import { createApprovalDesk } from './approval-desk.js';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 120;
 
@@ -84,7 +84,6 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
   const startedAtMs = Date.now();
   const label = options.mode === 'drill' ? 'RestoreDrill' : 'Restore';
 
-  const received: ReceivedApproval[] = [];
   const phases: PhaseTiming[] = [];
   let current: { phase: RestorePhase; startedAtMs: number } = { phase: 'selecting', startedAtMs };
   let plan: RestorePlan | undefined;
@@ -103,7 +102,8 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
   let databaseComplete = false;
   let kept = false;
 
-  const approvals = () => evaluateApprovals(received, plan?.approvers, options.rule);
+  const desk = createApprovalDesk({ mode: options.mode, rule: options.rule, phase: () => current.phase, verify: (input) => shortWork.verifyApprovals(input) });
+  const approvals = () => desk.state();
   const enter = (phase: RestorePhase) => {
     phases.push({ phase: current.phase, startedAt: new Date(current.startedAtMs).toISOString(), durationMs: Date.now() - current.startedAtMs });
     current = { phase, startedAtMs: Date.now() };
@@ -121,7 +121,10 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
           ...(plan.assetDir ? { assetDir: plan.assetDir } : {}),
         }
       : {}),
-    approvals: { ...approvals(), preApproved: plan?.preApproved ?? false, ...(deadline ? { deadline } : {}) },
+    approvals: (() => {
+      const statement = desk.statement();
+      return { ...approvals(), preApproved: plan?.preApproved ?? false, ...(deadline ? { deadline } : {}), ...(statement ? { statement } : {}) };
+    })(),
     ...(overlayPlan ? { overlay: overlayReport() } : {}),
     ...(globals ? { globals: { ...globals, apply: options.applyGlobals } } : {}),
     phases: [...phases],
@@ -131,29 +134,35 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
   });
 
   const pipeline = new CancellationScope();
-  setHandler(approveRestoreSignal, (payload: unknown) => {
-    received.push({ payload, at: new Date(Date.now()).toISOString() });
-  });
+  setHandler(approveRestoreSignal, (payload: unknown) => desk.receive(payload));
   setHandler(cancelRestoreSignal, (payload?: unknown) => {
     cancelRequest = cancelDetails(payload);
     pipeline.cancel();
   });
   setHandler(restoreStatusQuery, status);
 
-  const waitForApproval = async (timeoutMs: number): Promise<boolean> => {
+  const waitForApproval = async (approving: RestorePlan, timeoutMs: number): Promise<boolean> => {
     deadline = new Date(Date.now() + timeoutMs).toISOString();
-    const approved = () => approvals().satisfied;
-    const half = Math.floor(timeoutMs / 2);
-    if (await condition(approved, half)) return true;
-    // Not awaited: a slow or failing webhook must not stretch the approval window.
-    void shortWork
-      .notifyRestore({
-        event: 'approval-reminder',
-        summary: `${label} ${info.workflowId} is waiting for approve-restore (${describeRule(options.rule)}) until ${deadline}`,
-        fields: { workflow_id: info.workflowId, backup_id: plan?.backup.id ?? '-', missing: approvals().missing ?? '-', deadline },
-      })
-      .catch(() => undefined);
-    return condition(approved, timeoutMs - half);
+    // What the approvers sign (src/restore/approval-statement.ts): this run, backup, target and roles plan.
+    const fields = {
+      ...run,
+      mode: options.mode,
+      backupId: approving.backup.id,
+      repository: approving.repository,
+      database: approving.database,
+      ...(approving.assetDir ? { assetDir: approving.assetDir } : {}),
+      ...(globals ? { roles: { apply: options.applyGlobals, create: globals.create, change: globals.change } } : {}),
+    };
+    return desk.wait(fields, timeoutMs, () => {
+      // Not awaited: a slow or failing webhook must not stretch the approval window.
+      void shortWork
+        .notifyRestore({
+          event: 'approval-reminder',
+          summary: `${label} ${info.workflowId} is waiting for approve-restore (${describeRule(options.rule)}) until ${deadline}`,
+          fields: { workflow_id: info.workflowId, backup_id: approving.backup.id, missing: approvals().missing ?? '-', deadline: deadline ?? '-' },
+        })
+        .catch(() => undefined);
+    });
   };
 
   let outcome: RestoreOutcome = 'failed';
@@ -190,7 +199,7 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       if (options.mode === 'restore' && plan.backup.artifacts.globals) globals = await shortWork.planGlobals({ ...staged, plain });
 
       enter('awaiting-approval');
-      if (!plan.preApproved && !(await waitForApproval(plan.approvalTimeoutMs))) {
+      if (!plan.preApproved && !(await waitForApproval(plan, plan.approvalTimeoutMs))) {
         outcome = 'not-approved';
         return;
       }

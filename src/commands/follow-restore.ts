@@ -68,7 +68,7 @@ function describe(status: RestoreStatus, workflowId: string, once: (line: string
   if (status.phase === 'awaiting-approval' && !status.approvals.preApproved) {
     once(
       `waiting for ${status.approvals.missing ?? 'approval'} until ${status.approvals.deadline ?? '?'}: ` +
-        `erp4-backup approve ${workflowId} --as <name>  (or: temporal workflow signal --workflow-id ${workflowId} --name approve-restore --input '{"approver":"<name>"}')`,
+        `erp4-backup approve ${workflowId} --as <name> --key <your ssh key>  (or sign status.approvals.statement with ssh-keygen -Y sign -n erp4-backup-approve and send it: see the README)`,
     );
   }
   for (const a of status.approvals.accepted) once(`approved by ${a.approver} (${a.role ?? '?'})${a.comment ? `: ${a.comment}` : ''}`);

@@ -20,7 +20,7 @@ export interface RestoreCommandOptions {
 /**
  * `erp4-backup restore`: starts a production Restore into RESTORE_TARGET_DB (the old
  * `RESTORE_CONFIRM=1`) and follows it. It proceeds only after two approvals from two approvers
- * of two different roles (`erp4-backup approve <workflow-id> --as <name>`).
+ * of two different roles, each signed (`erp4-backup approve <workflow-id> --as <name> --key <ssh key>`).
  */
 export async function restoreCommand(config: Config, options: RestoreCommandOptions, out: NodeJS.WritableStream = process.stdout): Promise<RestoreResult | undefined> {
   const client = await connectClient(config.temporal);
@@ -38,7 +38,7 @@ export async function restoreCommand(config: Config, options: RestoreCommandOpti
       args: [input],
     });
     out.write(`started Restore into ${config.restore.targetDatabase}: workflow id ${handle.workflowId}\n`);
-    out.write('it needs two approvals from two approvers of two different roles (RESTORE_APPROVERS)\n');
+    out.write('it needs two approvals signed by two approvers of two different roles (RESTORE_APPROVERS, RESTORE_ALLOWED_SIGNERS_FILE)\n');
     if (!options.follow) return undefined;
     const result = await followRestore(handle, out);
     out.write(`restore ${result.outcome}: backup ${result.backupId ?? '-'} into ${result.database ?? '-'}, measured RTO ${formatDuration(result.rtoMs)}\n`);

@@ -156,7 +156,9 @@ export function renderMarkdown(report: RestoreReport): string {
   }
   lines.push('', '## Approvals', '', `Rule: ${report.approvals.preApproved ? 'pre-approved drill (DRILL_PREAPPROVED)' : report.approvals.rule}`, '');
   if (report.approvals.accepted.length + report.approvals.ignored.length === 0) lines.push('No approval signal received.');
-  for (const a of report.approvals.accepted) lines.push(`- accepted: ${a.approver} (${a.role ?? '?'}) at ${a.at}${a.comment ? `: ${oneLine(a.comment)}` : ''}`);
+  for (const a of report.approvals.accepted) {
+    lines.push(`- accepted: ${a.approver} (${a.role ?? '?'}${a.key ? `, signed by key ${a.key}` : ''}) at ${a.at}${a.comment ? `: ${oneLine(a.comment)}` : ''}`);
+  }
   for (const a of report.approvals.ignored) lines.push(`- ignored: ${a.approver} at ${a.at}: ${a.ignoredBecause ?? ''}`);
   if (report.globals) {
     lines.push(

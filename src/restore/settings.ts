@@ -61,6 +61,8 @@ export async function createRestoreSettings(
     approvers: config.restore.approvers,
     approvalTimeoutMs: config.restore.approvalTimeoutMs,
     drillPreApproved: config.drill.preApproved,
+    ...(config.restore.allowedSigners ? { allowedSignersFile: config.restore.allowedSigners.file } : {}),
+    drillAcceptUnsigned: config.drill.acceptUnsignedApprovals,
     targetDatabase: config.restore.targetDatabase,
     targetAssetDir: config.restore.assetDir,
     drillServer: drillServer(config),

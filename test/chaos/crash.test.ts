@@ -278,7 +278,8 @@ describe('NightlyBackup when the Temporal server restarts in the middle of it', 
       s3: true,
       sftp: true,
       gpg: true,
-      env: { DB_NAME: database, TEMPORAL_ADDRESS: server.address, RESTORE_APPROVERS: 'alice:admin' },
+      // Unsigned drill approvals: this trial is about the server restart (signatures: approvals.test.ts).
+      env: { DB_NAME: database, TEMPORAL_ADDRESS: server.address, RESTORE_APPROVERS: 'alice:admin', DRILL_ACCEPT_UNSIGNED_APPROVALS: 'true' },
     });
     repositories = createRepositories(loadConfig(env), 'reader');
   });

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -9,6 +10,7 @@ import { drillCommand } from '../../src/commands/drill.js';
 import { restoreCommand } from '../../src/commands/restore.js';
 import { NightlyBackup } from '../../workflows/index.js';
 import type { NightlyBackupResult, RestoreResult, RestoreStatus } from '../../workflows/messages.js';
+import { createApprovers, type TestApprovers } from '../helpers/approvers.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
 
@@ -20,13 +22,18 @@ describe('operators start and approve drills', () => {
   const s = services();
   let product: RunningProduct;
   let backup: NightlyBackupResult;
+  let approvers: TestApprovers;
 
   /** The documented command line, plus where the server is. */
   const temporal = async (...args: string[]): Promise<string> =>
     (await run(s.temporal.cliPath, [...args, '--address', s.temporal.address, '--namespace', s.temporal.namespace], { timeout: 60_000 })).stdout;
 
   beforeAll(async () => {
-    product = await startProduct(s, await productEnv(s, 'cli', { env: { RESTORE_APPROVERS: 'alice:admin,bob:management' } }));
+    approvers = await createApprovers(['alice', 'bob']);
+    product = await startProduct(
+      s,
+      await productEnv(s, 'cli', { env: { RESTORE_APPROVERS: 'alice:admin,bob:management', RESTORE_ALLOWED_SIGNERS_FILE: approvers.allowedSignersFile } }),
+    );
     backup = await product.client.workflow.execute(NightlyBackup, {
       taskQueue: product.config.temporal.taskQueue,
       workflowId: `cli-backup-${process.pid}-${Date.now()}`,
@@ -37,9 +44,10 @@ describe('operators start and approve drills', () => {
   afterAll(async () => {
     await product?.close();
     if (product) await rm(product.config.local.backupDir, { recursive: true, force: true });
+    await approvers?.close();
   });
 
-  it('`temporal workflow start --type RestoreDrill` and `temporal workflow signal --name approve-restore` run a drill to the end', async () => {
+  it('`temporal workflow start --type RestoreDrill` and the README\'s signed `temporal workflow signal --name approve-restore` run a drill to the end', async () => {
     const workflowId = `drill-cli-${process.pid}`;
     const taskQueue = product.config.temporal.taskQueue;
     await temporal('workflow', 'start', '--type', 'RestoreDrill', '--task-queue', taskQueue, '--workflow-id', workflowId, '--input', '{"backupId":"latest","repository":"local"}');
@@ -52,15 +60,28 @@ describe('operators start and approve drills', () => {
     }
     expect(status).toMatchObject({ phase: 'awaiting-approval', backup: { id: backup.backupId } });
 
-    await temporal('workflow', 'signal', '--workflow-id', workflowId, '--name', 'approve-restore', '--input', '{"approver":"alice","comment":"approved from the CLI"}');
+    // The README's block, run as written, with this drill's id and alice's key.
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const block = /<!-- signed-approval:begin -->\n```sh\n([\s\S]*?)```\n<!-- signed-approval:end -->/.exec(readme)?.[1];
+    expect(block, "README's signed-approval block").toBeDefined();
+    const script = block!.replace(/^WORKFLOW_ID=\S+$/m, `WORKFLOW_ID='${workflowId}'`).replace(/^KEY=\S+$/m, `KEY='${approvers.keyFile('alice')}'`);
+    expect(script).toContain(`WORKFLOW_ID='${workflowId}'`);
+    expect(script).toContain(`KEY='${approvers.keyFile('alice')}'`);
+    await run('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd: approvers.dir,
+      timeout: 60_000,
+      env: { ...process.env, PATH: `${dirname(s.temporal.cliPath)}:${process.env.PATH}`, TEMPORAL_ADDRESS: s.temporal.address, TEMPORAL_NAMESPACE: s.temporal.namespace },
+    });
     const output = await temporal('workflow', 'result', '--workflow-id', workflowId, '--output', 'json');
     const result = (JSON.parse(output) as { result: RestoreResult }).result;
     expect(result).toMatchObject({ outcome: 'passed', backupId: backup.backupId });
+    const final = (JSON.parse(await temporal('workflow', 'query', '--workflow-id', workflowId, '--name', 'status', '--output', 'json')) as { queryResult: RestoreStatus[] }).queryResult[0]!;
+    expect(final.approvals.accepted).toMatchObject([{ approver: 'alice', role: 'admin', key: await approvers.fingerprint('alice') }]);
     expect(result.checks.length).toBeGreaterThan(0);
     expect(result.checks.every((c) => c.passed)).toBe(true);
   });
 
-  it('`erp4-backup drill --follow` shows progress and how to approve; `erp4-backup approve` refuses an unknown name and accepts alice', async () => {
+  it('`erp4-backup drill --follow` shows progress and how to approve; `erp4-backup approve` refuses an unknown name and accepts alice signing with her key in ssh-agent', async () => {
     const out = new PassThrough();
     let text = '';
     out.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
@@ -70,14 +91,26 @@ describe('operators start and approve drills', () => {
     const workflowId = /workflow id (\S+)/.exec(text)?.[1];
     expect(workflowId).toMatch(/^drill-test-\d{8}T\d{6}Z$/);
     expect(text).toContain(`waiting for an approval from a configured approver until`);
-    expect(text).toContain(`erp4-backup approve ${workflowId} --as <name>`);
+    expect(text).toContain(`erp4-backup approve ${workflowId} --as <name> --key <your ssh key>`);
 
     const approvals = new PassThrough();
     let approvalText = '';
     approvals.setEncoding('utf8').on('data', (chunk: string) => (approvalText += chunk));
     expect(await approveCommand(product.config, workflowId!, { as: 'mallory' }, approvals)).toBe(false);
     expect(approvalText).toContain('approval by mallory IGNORED: "mallory" is not a configured approver (RESTORE_APPROVERS)');
-    expect(await approveCommand(product.config, workflowId!, { as: 'alice', comment: 'ok' }, approvals)).toBe(true);
+    // The private key is only in ssh-agent: approve gets the public key file.
+    const agent = await approvers.agentWith('alice');
+    const socket = process.env.SSH_AUTH_SOCK;
+    process.env.SSH_AUTH_SOCK = agent.socket;
+    try {
+      expect(await approveCommand(product.config, workflowId!, { as: 'alice', key: `${approvers.keyFile('alice')}.pub`, comment: 'ok' }, approvals)).toBe(true);
+    } finally {
+      if (socket === undefined) delete process.env.SSH_AUTH_SOCK;
+      else process.env.SSH_AUTH_SOCK = socket;
+      await agent.stop();
+    }
+    expect(approvalText).toContain(`signing as alice with ${approvers.keyFile('alice')}.pub:\n  erp4-backup approve-restore v1\n  workflow-id: "${workflowId}"`);
+    expect(approvalText).toContain('  comment: "ok"');
     expect(approvalText).toContain('approval by alice accepted; the restore proceeds');
 
     const result = await drill;
@@ -97,7 +130,7 @@ describe('operators start and approve drills', () => {
       'Workflow execution failed',
     );
     expect(text).toContain(`started Restore into ${s.postgres.sampleDb}: workflow id restore-test-`);
-    expect(text).toContain('it needs two approvals from two approvers of two different roles');
+    expect(text).toContain('it needs two approvals signed by two approvers of two different roles');
     expect(text).toContain(`FAILED at selecting: RESTORE_TARGET_DB: database "${s.postgres.sampleDb}" already exists and was not created by this restore`);
   });
 });

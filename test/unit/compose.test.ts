@@ -159,3 +159,12 @@ describe('.env.example', () => {
     expect(config.local.backupDir).toBe('/var/lib/erp4-backup');
   });
 });
+
+describe('Dockerfile', () => {
+  it('installs the tools the worker runs: pg_dump (postgresql-client), gpg, ssh-keygen (openssh-client: signed approvals)', () => {
+    const dockerfile = fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+    const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    const installed = /apt-get install -y --no-install-recommends ([^\\\n]+)/.exec(runtimeStage)?.[1]?.trim().split(/\s+/) ?? [];
+    expect(installed).toEqual(expect.arrayContaining(['postgresql-client-15', 'gnupg', 'openssh-client']));
+  });
+});

@@ -49,6 +49,10 @@ function sshKey(name: string): { privateKeyFile: string; publicLine: string; fin
 }
 const clientKey = sshKey('client_ed25519');
 const hostKey = sshKey('host_ed25519');
+// RESTORE_ALLOWED_SIGNERS_FILE: approvers' keys in OpenSSH allowed_signers form.
+const allowedSignersFile = writeFixture('allowed_signers', `# approvers\nalice ${clientKey.publicLine}\nbob namespaces="erp4-backup-approve" ${hostKey.publicLine}\n`);
+const strangerSignersFile = writeFixture('stranger_signers', `alice ${clientKey.publicLine}\nmallory ${hostKey.publicLine}\n`);
+const notAKeySignersFile = writeFixture('not_a_key_signers', 'alice ssh-ed25519 bm90IGEga2V5\n');
 
 /** PostgreSQL TLS files made by openssl: a CA, a client certificate signed by it and its key. */
 function openssl(...args: string[]): void {
@@ -338,6 +342,18 @@ const rows: Row[] = [
   { env: { RESTORE_ASSET_DIR: '/srv/$(id)' }, names: ['RESTORE_ASSET_DIR'], fragment: 'shell metacharacter' },
   { env: { RESTORE_SMOKE_URLS: 'https://erp4.example.com/health,ftp://x' }, names: ['RESTORE_SMOKE_URLS'], fragment: '"ftp://x" is not valid' },
   { env: { DRILL_PREAPPROVED: 'yes' }, names: ['DRILL_PREAPPROVED'], fragment: 'expected true or false' },
+  { env: { DRILL_ACCEPT_UNSIGNED_APPROVALS: 'sometimes' }, names: ['DRILL_ACCEPT_UNSIGNED_APPROVALS'], fragment: 'expected true or false' },
+  { env: { RESTORE_ALLOWED_SIGNERS_FILE: path.join(dir, 'none_signers') }, names: ['RESTORE_ALLOWED_SIGNERS_FILE'], fragment: 'does not exist' },
+  {
+    env: { RESTORE_APPROVERS: 'alice:admin,bob:management', RESTORE_ALLOWED_SIGNERS_FILE: strangerSignersFile },
+    names: ['RESTORE_ALLOWED_SIGNERS_FILE', 'RESTORE_APPROVERS'],
+    fragment: 'line 2: "mallory" is not in RESTORE_APPROVERS (alice, bob)',
+  },
+  {
+    env: { RESTORE_APPROVERS: 'alice:admin', RESTORE_ALLOWED_SIGNERS_FILE: notAKeySignersFile },
+    names: ['RESTORE_ALLOWED_SIGNERS_FILE'],
+    fragment: 'line 1: the ssh-ed25519 key is missing or is not a base64 ssh-ed25519 public key',
+  },
   { env: { DRILL_LATEST_DATA_QUERY: ' ' }, names: ['DRILL_LATEST_DATA_QUERY'], fragment: 'expected an SQL query returning the time' },
   { env: { DRILL_CHECKS_FILE: path.join(dir, 'none.sql') }, names: ['DRILL_CHECKS_FILE'], fragment: 'does not exist' },
   { env: { DRILL_CHECKS_FILE: badChecksFile }, names: ['DRILL_CHECKS_FILE'], fragment: 'line 1: SQL before the first "-- name: <name>" line' },
@@ -442,7 +458,7 @@ describe('loadConfig: valid settings', () => {
       temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'erp4-backup' },
       backup: { criticalTables: [] },
       restore: { approvers: [], approvalTimeoutMs: 24 * 3600 * 1000, targetDatabase: 'erp4', smokeUrls: [] },
-      drill: { preApproved: false, smokeUrls: [] },
+      drill: { preApproved: false, acceptUnsignedApprovals: false, smokeUrls: [] },
       notify: {},
       schedules: {
         daily: { hour: 2, minute: 0 },
@@ -527,6 +543,8 @@ describe('loadConfig: valid settings', () => {
       RESTORE_APPROVAL_TIMEOUT: '1d12h',
       RESTORE_TARGET_DB: 'erp4_restored',
       RESTORE_SMOKE_URLS: 'https://erp4.example.com/health, https://erp4.example.com/api/invoices?limit=1',
+      RESTORE_ALLOWED_SIGNERS_FILE: allowedSignersFile,
+      DRILL_ACCEPT_UNSIGNED_APPROVALS: '1',
       DRILL_PREAPPROVED: 'true',
       DRILL_LATEST_DATA_QUERY: 'SELECT max(issued_at) FROM invoices',
       DRILL_CHECKS_FILE: drillChecksFile,
@@ -615,9 +633,17 @@ describe('loadConfig: valid settings', () => {
         targetDatabase: 'erp4_restored',
         assetDir,
         smokeUrls: ['https://erp4.example.com/health', 'https://erp4.example.com/api/invoices?limit=1'],
+        allowedSigners: {
+          file: allowedSignersFile,
+          signers: [
+            { line: 2, principals: ['alice'], key: clientKey.publicLine.split(' ').slice(0, 2).join(' '), text: `alice ${clientKey.publicLine}` },
+            { line: 3, principals: ['bob'], key: hostKey.publicLine.split(' ').slice(0, 2).join(' '), text: `bob namespaces="erp4-backup-approve" ${hostKey.publicLine}` },
+          ],
+        },
       },
       drill: {
         preApproved: true,
+        acceptUnsignedApprovals: true,
         latestDataQuery: 'SELECT max(issued_at) FROM invoices',
         checks: { file: drillChecksFile, queries: [{ name: 'invoices_total', sql: 'SELECT 1 AS expected, 1 AS actual' }] },
         smokeUrls: ['http://drill-app:3000/health'],

@@ -24,7 +24,10 @@ const report: RestoreReport = {
   approvals: {
     rule: 'single',
     satisfied: true,
-    accepted: [{ approver: 'alice', role: 'admin', comment: 'monthly | drill', at: '2026-12-01T01:05:00.000Z' }],
+    accepted: [
+      { approver: 'alice', role: 'admin', comment: 'monthly | drill', at: '2026-12-01T01:05:00.000Z' },
+      { approver: 'bob', role: 'management', key: 'SHA256:bobkey', at: '2026-12-01T01:06:00.000Z' },
+    ],
     ignored: [{ approver: 'mallory', at: '2026-12-01T01:04:00.000Z', ignoredBecause: 'not configured' }],
     preApproved: false,
   },
@@ -69,6 +72,7 @@ describe('restore report', () => {
     expect(markdown).toContain('- Failing step: **checking**');
     expect(markdown).toContain('- Cause: check failed: rows differ');
     expect(markdown).toContain('- accepted: alice (admin) at 2026-12-01T01:05:00.000Z: monthly | drill');
+    expect(markdown).toContain('- accepted: bob (management, signed by key SHA256:bobkey) at 2026-12-01T01:06:00.000Z');
     expect(markdown).toContain('- ignored: mallory at 2026-12-01T01:04:00.000Z: not configured');
     expect(markdown).toContain('| restoring-database | 2026-12-01T01:05:01.000Z | 10m00s |');
     expect(markdown).toContain('| **FAIL** | fingerprint: public.invoices | rows 10 | rows 9 |');

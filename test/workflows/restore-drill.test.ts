@@ -60,6 +60,8 @@ describe('RestoreDrill', () => {
       env: {
         DB_NAME: database,
         RESTORE_APPROVERS: 'alice:admin,bob:management',
+        // This file is about the drill itself: unsigned approvals keep it short (signed ones: test/chaos/approvals.test.ts).
+        DRILL_ACCEPT_UNSIGNED_APPROVALS: 'true',
         NOTIFY_WEBHOOK_URL: `${receiver.url}/notify`,
         DRILL_LATEST_DATA_QUERY: 'SELECT max(issued_at) FROM invoices',
         DRILL_CHECKS_FILE: CHECKS_FILE,

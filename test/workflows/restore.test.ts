@@ -10,6 +10,7 @@ import { databaseOwnership, ownershipMarker } from '../../src/restore/database.j
 import type { RestoreReport } from '../../src/restore/report.js';
 import { NightlyBackup, Restore, RestoreDrill } from '../../workflows/index.js';
 import { approveRestoreSignal, type NightlyBackupResult } from '../../workflows/messages.js';
+import { createApprovers, type TestApprovers } from '../helpers/approvers.js';
 import { databasesLike, harnessDb, inPhase, startNoticeReceiver, waitForStatus } from '../helpers/drill.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
@@ -24,6 +25,7 @@ describe('Restore', () => {
   let receiver: Awaited<ReturnType<typeof startNoticeReceiver>>;
   let product: RunningProduct;
   let backup: NightlyBackupResult;
+  let approvers: TestApprovers;
 
   const admin = async <T>(work: (client: pg.Client) => Promise<T>, database = 'postgres'): Promise<T> => {
     const client = new pg.Client(pgClientConfig(harnessDb(s), database));
@@ -40,9 +42,11 @@ describe('Restore', () => {
 
   beforeAll(async () => {
     receiver = await startNoticeReceiver();
+    approvers = await createApprovers(['alice', 'carol', 'bob']);
     const env = await productEnv(s, 'restore', {
       env: {
         RESTORE_APPROVERS: 'alice:admin,carol:admin,bob:management',
+        RESTORE_ALLOWED_SIGNERS_FILE: approvers.allowedSignersFile,
         RESTORE_TARGET_DB: target,
         RESTORE_SMOKE_URLS: `${receiver.url}/health`,
         // Scheduled drills need no approval; a production Restore always does (first test).
@@ -72,22 +76,23 @@ describe('Restore', () => {
     await admin((c) => c.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`));
     await rm(assetDir, { recursive: true, force: true });
     if (product) await rm(product.config.local.backupDir, { recursive: true, force: true });
+    await approvers?.close();
   });
 
-  it('refuses to proceed on one approval, on one person approving twice, and on two approvers of the same role', async () => {
+  it('refuses to proceed on one signed approval, on one person approving twice, and on two approvers of the same role; not-approved at the deadline', async () => {
     const handle = await startRestore(`restore-refused-${process.pid}`, { backupId: backup.backupId, approvalTimeoutSeconds: 6 });
     const waiting = await waitForStatus(handle, inPhase('awaiting-approval'));
     expect(waiting).toMatchObject({ mode: 'restore', database: target, assetDir, approvals: { rule: 'dual-control', satisfied: false } });
 
-    await handle.signal(approveRestoreSignal, { approver: 'alice' });
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'alice'));
     let status = await waitForStatus(handle, (st) => st.approvals.accepted.length === 1);
     expect(status).toMatchObject({ phase: 'awaiting-approval', approvals: { satisfied: false, missing: 'an approval from a role other than admin' } });
 
-    await handle.signal(approveRestoreSignal, { approver: 'alice', comment: 'me again' });
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'alice', { comment: 'me again' }));
     status = await waitForStatus(handle, (st) => st.approvals.ignored.length === 1);
     expect(status).toMatchObject({ phase: 'awaiting-approval', approvals: { satisfied: false, ignored: [{ approver: 'alice', ignoredBecause: 'alice already approved: one person counts once' }] } });
 
-    await handle.signal(approveRestoreSignal, { approver: 'carol' });
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'carol'));
     status = await waitForStatus(handle, (st) => st.approvals.accepted.length === 2);
     expect(status).toMatchObject({ phase: 'awaiting-approval', approvals: { satisfied: false, missing: 'an approval from a role other than admin' } });
     expect(await databasesLike(s, target)).toEqual([]);
@@ -108,8 +113,8 @@ describe('Restore', () => {
     expect(waiting.globals?.change).toEqual(expect.arrayContaining(['erp4_app', 'erp4_readonly']));
     expect(await roleExists()).toBe(false);
 
-    await handle.signal(approveRestoreSignal, { approver: 'alice', comment: 'incident 42' });
-    await handle.signal(approveRestoreSignal, { approver: 'bob' });
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'alice', { comment: 'incident 42' }));
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'bob'));
     const result = await handle.result();
 
     expect(result).toMatchObject({ outcome: 'passed', backupId: backup.backupId, database: target });
@@ -127,9 +132,9 @@ describe('Restore', () => {
     expect(key).toContain(`test/meta/restores/${backup.backupId}/`);
     const report = JSON.parse((await product.runtime.repositories.get('local')!.getBytes(key.slice('local:'.length))).toString('utf8')) as RestoreReport;
     expect(report).toMatchObject({ mode: 'restore', outcome: 'passed', target: { database: target, assetDir, kept: true }, globals: { applied: true } });
-    expect(report.approvals.accepted.map((a) => [a.approver, a.role])).toEqual([
-      ['alice', 'admin'],
-      ['bob', 'management'],
+    expect(report.approvals.accepted.map((a) => [a.approver, a.role, a.comment, a.key])).toEqual([
+      ['alice', 'admin', 'incident 42', await approvers.fingerprint('alice')],
+      ['bob', 'management', undefined, await approvers.fingerprint('bob')],
     ]);
     expect(report.phases.map((p) => p.phase)).toEqual([
       'selecting', 'downloading', 'decrypting', 'awaiting-approval', 'applying-globals', 'restoring-database', 'restoring-assets', 'checking', 'cleaning-up',
