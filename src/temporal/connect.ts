@@ -172,30 +172,27 @@ function credentialsRefused(settings: TemporalConnection, error: unknown): Tempo
   return new TemporalConnectionError(`Temporal at ${settings.address} refused the credentials of ${setting} for namespace ${settings.namespace}: ${text}`, setting);
 }
 
-async function explained(settings: TemporalConnection, error: unknown): Promise<Error> {
+async function explained(settings: TemporalConnection, error: unknown, verdict?: Verdict): Promise<Error> {
   const refused = credentialsRefused(settings, error);
   if (refused) return refused;
-  const verdict = await probe(settings);
-  if (verdict.error) return verdict.error;
+  const found = verdict ?? (await probe(settings));
+  if (found.error) return found.error;
   return new TemporalConnectionError(`cannot connect to Temporal at ${settings.describe()}: ${(error as Error).message ?? String(error)}`, settings.origins.address);
 }
 
-/** The commands' connection (gRPC in Node). A TLS problem fails at once, not after the 10 s connect deadline. */
+/**
+ * The commands' connection (gRPC in Node). With TLS, our handshake goes first: a TLS problem
+ * fails at once, not after the SDK's 10 s connect deadline (which would also keep the process
+ * alive that long). Without TLS the SDK's own failure is explained afterwards.
+ */
 export async function openClientConnection(settings: TemporalConnection): Promise<Connection> {
-  const connecting = Connection.connect(settings.sdkOptions());
-  // Settled either way, so a connection opened after we gave up is closed, and no rejection goes unhandled.
-  const outcome = connecting.then(
-    (connection) => ({ connection }),
-    (error: unknown) => ({ error }),
-  );
-  const early = settings.tls === false ? new Promise<never>(() => {}) : probe(settings).then((verdict) => (verdict.decisive && verdict.error ? verdict.error : new Promise<never>(() => {})));
-  const first = await Promise.race([outcome, early.then((error) => ({ earlyError: error }))]);
-  if ('earlyError' in first) {
-    void outcome.then((result) => ('connection' in result ? result.connection.close() : undefined));
-    throw first.earlyError;
+  const verdict = settings.tls === false ? undefined : await probe(settings);
+  if (verdict?.decisive && verdict.error) throw verdict.error;
+  try {
+    return await Connection.connect(settings.sdkOptions());
+  } catch (error) {
+    throw await explained(settings, error, verdict);
   }
-  if ('connection' in first) return first.connection;
-  throw await explained(settings, first.error);
 }
 
 /** The worker's connection (Rust core: a TLS problem fails in milliseconds, then is explained). */
