@@ -165,9 +165,11 @@ function probe(settings: TemporalConnection): Promise<Verdict> {
 
 /** A refused API key: the server answers, with UNAUTHENTICATED (16) or PERMISSION_DENIED (7). */
 function credentialsRefused(settings: TemporalConnection, error: unknown): TemporalConnectionError | undefined {
-  const code = (error as { code?: unknown }).code;
-  const text = String((error as Error).message ?? error);
-  if (code !== 16 && code !== 7 && !/unauthenticated|permission ?denied|unauthorized/i.test(text)) return undefined;
+  // The client wraps the server's answer: "Failed to connect to Temporal server" <- the gRPC error.
+  const cause = (error as { cause?: unknown }).cause ?? error;
+  const code = (cause as { code?: unknown }).code;
+  const text = String((cause as Error).message ?? cause);
+  if (code !== 16 && code !== 7 && !/unauthenticated|permission ?denied|unauthorized|valid authentication credentials/i.test(text)) return undefined;
   const setting = settings.origins.apiKey ?? settings.origins.clientCert ?? 'TEMPORAL_API_KEY';
   return new TemporalConnectionError(`Temporal at ${settings.address} refused the credentials of ${setting} for namespace ${settings.namespace}: ${text}`, setting);
 }
