@@ -178,6 +178,13 @@ describe('connecting to a secured Temporal, as the temporal CLI does', () => {
     }
   });
 
+  it('the worker reaching a TLS server without TLS fails at once, naming TEMPORAL_TLS', async () => {
+    const result = await runCliTimed(['worker'], { ...base, TEMPORAL_ADDRESS: terminator.address });
+    expect(result.code, result.stdout + result.stderr).toBe(2);
+    expect(result.stderr).toMatch(/speaks TLS, but TLS is off; set TEMPORAL_TLS=true/);
+    expect(result.ms).toBeLessThan(15_000);
+  });
+
   it('a profile of the TOML file (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) carries the same connection', async () => {
     const file = path.join(dir, 'temporal.toml');
     fs.writeFileSync(
