@@ -71,6 +71,7 @@ export async function createBackupWorker(options: WorkerOptions): Promise<Worker
     ...chooseBundle(options),
     // Dumps and uploads are I/O-bound child processes and streams: a few at once per worker.
     maxConcurrentActivityTaskExecutions: 8,
-    shutdownGraceTime: options.shutdownGraceMs,
+    // The SDK refuses an explicit undefined here.
+    ...(options.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: options.shutdownGraceMs }),
   });
 }
