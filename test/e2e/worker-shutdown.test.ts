@@ -68,7 +68,6 @@ describe('stopping the worker with SIGTERM', () => {
     const exit = await first.process.exited;
     const exitedAt = Date.now();
     expect(exit).toEqual({ code: 0, signal: null });
-    expect(logOf(first)).toMatch(/SIGTERM: stopped polling; [1-9]\d* activit(y|ies) in flight may finish within 600 s/);
 
     // Both uploads (local, and S3 which was in flight when the signal came) completed on the first worker.
     const history = (await handle.fetchHistory()).events ?? [];
@@ -76,6 +75,7 @@ describe('stopping the worker with SIGTERM', () => {
     const completed = history.filter((event) => uploads.includes(String(event.activityTaskCompletedEventAttributes?.scheduledEventId)));
     expect(completed.map((event) => event.activityTaskCompletedEventAttributes?.identity)).toEqual([`${first.process.pid}@${hostname()}`, `${first.process.pid}@${hostname()}`]);
     expect(exitedAt - signalledAt).toBeGreaterThan(300);
+    expect(logOf(first)).toMatch(/SIGTERM: stopped polling; [1-9]\d* activit(y|ies) in flight may finish within 600 s/);
 
     s3Proxy.setMode({ kind: 'pass' });
     const second = await startWorker();
