@@ -185,7 +185,10 @@ export function readTemporalConnection(env: NodeJS.ProcessEnv): { connection: Te
       const variables = Object.values(TLS_VARIABLES).find((v) => v.path.endsWith(`${both.toUpperCase()}_PATH`));
       return fail(variables?.data ?? 'TEMPORAL_CONFIG_FILE', `set together with ${variables?.path ?? `${both}_path`} (from the environment or the profile); expected one of them`);
     }
-    return fail('TEMPORAL_CONFIG_FILE', `${file ?? 'the config file'} cannot be read: ${message}; expected a TOML file of [profile.<name>] tables (the temporal CLI's format)`);
+    // Not the parser's message: it quotes the offending line, which may hold an api_key.
+    const { line, column, code } = error as { line?: number; column?: number; code?: string };
+    const why = line !== undefined ? `is not valid TOML (line ${line}, column ${column})` : `cannot be read (${code ?? (error as Error).name})`;
+    return fail('TEMPORAL_CONFIG_FILE', `${file ?? 'the config file'} ${why}; expected a TOML file of [profile.<name>] tables (the temporal CLI's format)`);
   }
 
   const inProfile = (key: string) => `${key} of profile ${JSON.stringify(profileName ?? 'default')} in ${file} (TEMPORAL_CONFIG_FILE)`;

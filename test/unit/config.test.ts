@@ -311,7 +311,7 @@ const rows: Row[] = [
   { env: { TEMPORAL_PROFILE: 'prod', TEMPORAL_CONFIG_FILE: temporalProfiles }, names: ['TEMPORAL_PROFILE'], fragment: `"prod" is not in ${temporalProfiles}; expected one of its profiles (default, staging)` },
   { env: { TEMPORAL_PROFILE: 'prod' }, names: ['TEMPORAL_PROFILE'], fragment: 'is not in' },
   { env: { TEMPORAL_CONFIG_FILE: path.join(dir, 'none.toml') }, names: ['TEMPORAL_CONFIG_FILE'], fragment: 'does not exist' },
-  { env: { TEMPORAL_CONFIG_FILE: brokenToml }, names: ['TEMPORAL_CONFIG_FILE'], fragment: 'cannot be read' },
+  { env: { TEMPORAL_CONFIG_FILE: brokenToml }, names: ['TEMPORAL_CONFIG_FILE'], fragment: `${brokenToml} is not valid TOML (line 1, column` },
   {
     env: { TEMPORAL_CONFIG_FILE: temporalProfiles, TEMPORAL_PROFILE: 'staging' },
     names: ['TEMPORAL_CONFIG_FILE', 'tls.client_cert_path', 'profile "staging"'],
