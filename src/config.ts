@@ -58,9 +58,19 @@
  * | BACKUP_PREFIX | `erp4` | S19: file-name prefix; `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`, no `..` |
  * | BACKUP_FILE | - | S19: the `pg_dump -Fc` file `erp4-backup import` brings into the local repository (a dump of the old scripts); must stay inside BACKUP_DIR, no shell metacharacters |
  * | BACKUP_GLOBALS_FILE, BACKUP_ASSETS_FILE | - | S19: with BACKUP_FILE, its `pg_dumpall --globals-only` script and the tar of its PDF files (optional); the same rules |
- * | TEMPORAL_ADDRESS | `127.0.0.1:7233` | Temporal frontend `host:port` |
- * | TEMPORAL_NAMESPACE | `default` | Temporal namespace |
+ * | TEMPORAL_ADDRESS | `127.0.0.1:7233` | Temporal frontend `host:port` (the profile's `address` when unset) |
+ * | TEMPORAL_NAMESPACE | `default` | Temporal namespace (the profile's `namespace` when unset) |
  * | TEMPORAL_TASK_QUEUE | `erp4-backup` | task queue of the worker |
+ * | TEMPORAL_API_KEY | - | secret: API key (Temporal Cloud), sent as `authorization: Bearer`; implies TLS |
+ * | TEMPORAL_TLS | off | `true` connects with TLS (system CAs unless TEMPORAL_TLS_SERVER_CA_CERT_PATH); any TEMPORAL_TLS_* or an API key implies it; `false` forces it off |
+ * | TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH | - | mTLS: PEM client certificate and its unencrypted PEM key (both or neither) |
+ * | TEMPORAL_TLS_CLIENT_CERT_DATA, TEMPORAL_TLS_CLIENT_KEY_DATA | - | the same as PEM text instead of files (the key is a secret) |
+ * | TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_CA_CERT_DATA | system CAs | PEM CA certificate(s) that signed the server's certificate |
+ * | TEMPORAL_TLS_SERVER_NAME | the address's host | name the server's certificate must carry (and SNI) |
+ * | TEMPORAL_TLS_DISABLE_HOST_VERIFICATION | `false` | `true` is refused: the TypeScript SDK cannot skip it; set TEMPORAL_TLS_SERVER_NAME |
+ * | TEMPORAL_PROFILE | `default` | profile of TEMPORAL_CONFIG_FILE to use; the variables above override its keys |
+ * | TEMPORAL_CONFIG_FILE | `~/.config/temporalio/temporal.toml` | the `temporal` CLI's TOML profiles file; an explicit one must exist |
+ * | WORKER_SHUTDOWN_GRACE | `10m` | on SIGTERM the worker stops polling and lets activities in flight finish this long, then cancels them; a second SIGTERM cuts off at once |
  * | CRITICAL_TABLES | none | S6/S9: comma list of `table` or `schema.table` as in SQL: unquoted names lower-case (non-ASCII letters allowed), any other name double-quoted (`"会計"."取引先"`); schema defaults to `public`; every table must exist (a `critical` backup is refused before anything is dumped) |
  * | SCHEMA_VERSION_QUERY | - | S14: SQL returning one value, recorded as `schema_version` |
  * | FINGERPRINT_QUERIES_FILE | every table | S26: JSON array `[{"table": "public.invoices", "sums": ["amount"]}]`: the tables (row counts) and numeric columns (sums) of the fingerprint, replacing the default scan of every table for large databases |
@@ -109,6 +119,7 @@ import { DEFAULT_SSL_MODE, SSL_MODES, type PgTls, type SslMode } from './pg/tls.
 import { parseTableList } from './pg/table-names.js';
 import { parseChecksFile, type NamedQuery } from './restore/checks-file.js';
 import { parseAllowedSigners, unknownPrincipalProblem, type AllowedSigner } from './restore/allowed-signers.js';
+import { readTemporalConnection, type TemporalConnection } from './temporal/connection.js';
 import {
   parseMonthlyTime,
   parseTimeOfDay,
@@ -275,7 +286,15 @@ export interface Config {
     readonly globalsFile: string | undefined;
     readonly assetsFile: string | undefined;
   };
-  readonly temporal: { readonly address: string; readonly namespace: string; readonly taskQueue: string };
+  readonly temporal: {
+    readonly address: string;
+    readonly namespace: string;
+    readonly taskQueue: string;
+    /** Address, namespace, TLS and credentials as the `temporal` CLI reads them (src/temporal/connection.ts). */
+    readonly connection: TemporalConnection;
+  };
+  /** WORKER_SHUTDOWN_GRACE: how long a stopping worker lets activities in flight finish. */
+  readonly worker: { readonly shutdownGraceMs: number };
   readonly backup: {
     readonly criticalTables: readonly { readonly schema: string; readonly table: string }[];
     readonly schemaVersionQuery: string | undefined;
@@ -423,6 +442,19 @@ export const CONFIG_VARIABLES = [
   'TEMPORAL_ADDRESS',
   'TEMPORAL_NAMESPACE',
   'TEMPORAL_TASK_QUEUE',
+  'TEMPORAL_API_KEY',
+  'TEMPORAL_TLS',
+  'TEMPORAL_TLS_CLIENT_CERT_PATH',
+  'TEMPORAL_TLS_CLIENT_CERT_DATA',
+  'TEMPORAL_TLS_CLIENT_KEY_PATH',
+  'TEMPORAL_TLS_CLIENT_KEY_DATA',
+  'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+  'TEMPORAL_TLS_SERVER_CA_CERT_DATA',
+  'TEMPORAL_TLS_SERVER_NAME',
+  'TEMPORAL_TLS_DISABLE_HOST_VERIFICATION',
+  'TEMPORAL_PROFILE',
+  'TEMPORAL_CONFIG_FILE',
+  'WORKER_SHUTDOWN_GRACE',
   'CRITICAL_TABLES',
   'SCHEMA_VERSION_QUERY',
   'FINGERPRINT_QUERIES_FILE',
@@ -1011,15 +1043,30 @@ function envShape(backupDir: string) {
     BACKUP_GLOBALS_FILE: backupFile().optional(),
     BACKUP_ASSETS_FILE: backupFile().optional(),
 
+    // No defaults here: unset, they come from the TEMPORAL_PROFILE profile, else the CLI's defaults.
     TEMPORAL_ADDRESS: z
       .string()
       .refine(isTemporalAddress, invalid('host:port of the Temporal frontend (e.g. 127.0.0.1:7233)'))
-      .default('127.0.0.1:7233'),
-    TEMPORAL_NAMESPACE: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, invalid('a Temporal namespace name')).default('default'),
+      .optional(),
+    TEMPORAL_NAMESPACE: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, invalid('a Temporal namespace name')).optional(),
     TEMPORAL_TASK_QUEUE: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/, invalid('a task queue name (e.g. erp4-backup)'))
       .default('erp4-backup'),
+    // Files, PEM contents, pairs and profiles are checked by readTemporalConnection (both env and TOML values).
+    TEMPORAL_API_KEY: secret('the API key of the namespace (Temporal Cloud: Settings -> API keys)').optional(),
+    TEMPORAL_TLS: z.enum(['true', 'false', '1', '0'], invalid('true or false')).optional(),
+    TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().optional(),
+    TEMPORAL_TLS_CLIENT_CERT_DATA: z.string().optional(),
+    TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().optional(),
+    TEMPORAL_TLS_CLIENT_KEY_DATA: z.string().transform((value) => new Secret(value)).optional(),
+    TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().optional(),
+    TEMPORAL_TLS_SERVER_CA_CERT_DATA: z.string().optional(),
+    TEMPORAL_TLS_SERVER_NAME: z.string().refine(isHost, invalid("a host name in the server's certificate (e.g. my-ns.a1b2c.tmprl.cloud)")).optional(),
+    TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: z.enum(['true', 'false', '1', '0'], invalid('false (or unset)')).optional(),
+    TEMPORAL_PROFILE: z.string().optional(),
+    TEMPORAL_CONFIG_FILE: z.string().optional(),
+    WORKER_SHUTDOWN_GRACE: parsed('a positive duration such as 10m or 90s', duration).default(10 * MS_PER_UNIT.m),
 
     CRITICAL_TABLES: tableList('table or schema.table, comma separated, as in SQL: lower-case or "Quoted" names (e.g. invoices,accounting.payments,"会計"."取引先")').default(
       () => [],
@@ -1230,7 +1277,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problem = unknownPrincipalProblem(signers, parsed.data.RESTORE_APPROVERS.map((a) => a.name));
     if (problem) issues.push({ variable: 'RESTORE_ALLOWED_SIGNERS_FILE', message: `${file}: ${problem}` });
   }
-  if (!parsed.success || issues.length > 0) throw new ConfigError(issues);
+  const temporal = readTemporalConnection(env);
+  issues.push(...temporal.issues);
+  if (!parsed.success || issues.length > 0 || !temporal.connection) throw new ConfigError(issues);
 
   const v = parsed.data;
   const config: Config = {
@@ -1317,7 +1366,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       globalsFile: v.BACKUP_GLOBALS_FILE,
       assetsFile: v.BACKUP_ASSETS_FILE,
     },
-    temporal: { address: v.TEMPORAL_ADDRESS, namespace: v.TEMPORAL_NAMESPACE, taskQueue: v.TEMPORAL_TASK_QUEUE },
+    temporal: {
+      address: temporal.connection.address,
+      namespace: temporal.connection.namespace,
+      taskQueue: v.TEMPORAL_TASK_QUEUE,
+      connection: temporal.connection,
+    },
     backup: {
       criticalTables: v.CRITICAL_TABLES,
       schemaVersionQuery: v.SCHEMA_VERSION_QUERY,
@@ -1361,6 +1415,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     freshness: { rpoDailyMs: v.RPO_DAILY, rpoCriticalMs: v.RPO_CRITICAL, drillMaxAgeMs: v.DRILL_MAX_AGE, offsiteMaxLagMs: v.OFFSITE_MAX_LAG },
     metrics: { bindAddress: v.METRICS_BIND_ADDRESS },
     log: { level: v.LOG_LEVEL, format: v.LOG_FORMAT },
+    worker: { shutdownGraceMs: v.WORKER_SHUTDOWN_GRACE },
   };
   return deepFreeze(config);
 }

@@ -3,8 +3,8 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from './config.js';
 import { followBackup } from './commands/backup.js';
 import { describeError } from './commands/format.js';
@@ -15,6 +15,7 @@ import { startTemporalDevServer } from './dev/temporal-server.js';
 import { backupIdFor } from './layout.js';
 import { parseManifest } from './manifest.js';
 import { createBackupRuntime } from './runtime.js';
+import { openClientConnection, openNativeConnection } from './temporal/connect.js';
 import { createBackupWorker } from './temporal/worker.js';
 import { projectRoot, loadToolPaths } from './tools.js';
 import type { NightlyBackup } from '../workflows/index.js';
@@ -83,8 +84,14 @@ async function main(): Promise<void> {
 
     const config = loadConfig(env);
     const runtime = await createBackupRuntime(config);
-    const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-    const worker = await createBackupWorker({ connection: nativeConnection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, runtime });
+    const nativeConnection = await openNativeConnection(config.temporal.connection);
+    const worker = await createBackupWorker({
+      connection: nativeConnection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      runtime,
+      shutdownGraceMs: config.worker.shutdownGraceMs,
+    });
     const running = worker.run();
     stops.unshift(async () => {
       worker.shutdown();
@@ -92,7 +99,7 @@ async function main(): Promise<void> {
       await nativeConnection.close();
     });
 
-    const connection = await Connection.connect({ address: config.temporal.address });
+    const connection = await openClientConnection(config.temporal.connection);
     stops.unshift(() => connection.close());
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const backupId = backupIdFor('daily', new Date());

@@ -1,30 +1,41 @@
-import { NativeConnection, Runtime } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
 import type { Config } from '../config.js';
 import { installTelemetry } from '../telemetry.js';
 import { createBackupRuntime } from '../runtime.js';
+import { openNativeConnection } from '../temporal/connect.js';
+import { stopGracefullyOnSignals } from '../temporal/graceful-shutdown.js';
 import { createBackupWorker } from '../temporal/worker.js';
 
 /**
  * `erp4-backup worker`: reads its configuration (and secrets) from its own environment, polls
- * the task queue, and runs until SIGINT/SIGTERM, finishing in-flight work first.
+ * the task queue, and runs until SIGINT/SIGTERM, letting in-flight work finish within
+ * WORKER_SHUTDOWN_GRACE first (src/temporal/graceful-shutdown.ts).
  */
 export async function workerCommand(config: Config): Promise<void> {
   // Before the first connection: it creates Temporal's per-process Runtime.
   installTelemetry(config);
   const runtime = await createBackupRuntime(config);
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await openNativeConnection(config.temporal.connection);
   try {
     const worker = await createBackupWorker({
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       runtime,
+      shutdownGraceMs: config.worker.shutdownGraceMs,
     });
-    Runtime.instance().logger.info(
-      `erp4-backup worker: env ${config.env}, task queue ${config.temporal.taskQueue} on ${config.temporal.address}, ` +
+    const log = Runtime.instance().logger;
+    log.info(
+      `erp4-backup worker: env ${config.env}, task queue ${config.temporal.taskQueue} on ${config.temporal.connection.describe()}, ` +
         `repositories ${[...runtime.repositories.keys()].join(', ')}`,
     );
-    await worker.run();
+    const stop = stopGracefullyOnSignals([worker], config.worker.shutdownGraceMs, (line) => log.info(`erp4-backup worker: ${line}`));
+    try {
+      await worker.run();
+    } finally {
+      stop.dispose();
+    }
+    log.info('erp4-backup worker: stopped');
   } finally {
     await Promise.all([...runtime.repositories.values()].map((repository) => repository.close()));
     await connection.close();

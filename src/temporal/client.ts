@@ -1,9 +1,10 @@
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../config.js';
+import { openClientConnection } from './connect.js';
 
 export async function connectClient(temporal: Config['temporal']): Promise<Client> {
-  const connection = await Connection.connect({ address: temporal.address });
+  const connection = await openClientConnection(temporal.connection);
   return new Client({ connection, namespace: temporal.namespace });
 }
 

@@ -42,6 +42,8 @@ export interface WorkerOptions {
   runtime: BackupRuntime;
   /** A bundle built once for many workers (tests; see bundleWorkflows()); default: the pre-built one, else bundle now. */
   workflowBundle?: WorkflowBundleOption;
+  /** WORKER_SHUTDOWN_GRACE: how long activities in flight may finish after shutdown(); default 0 (cancelled at once). */
+  shutdownGraceMs?: number;
 }
 
 /**
@@ -69,5 +71,7 @@ export async function createBackupWorker(options: WorkerOptions): Promise<Worker
     ...chooseBundle(options),
     // Dumps and uploads are I/O-bound child processes and streams: a few at once per worker.
     maxConcurrentActivityTaskExecutions: 8,
+    // The SDK refuses an explicit undefined here.
+    ...(options.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: options.shutdownGraceMs }),
   });
 }

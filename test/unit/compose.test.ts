@@ -164,7 +164,7 @@ describe('Dockerfile', () => {
   it('installs the tools the worker runs: pg_dump (postgresql-client), gpg, ssh-keygen (openssh-client: signed approvals)', () => {
     const dockerfile = fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8');
     const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
-    const installed = /apt-get install -y --no-install-recommends ([^\\\n]+)/.exec(runtimeStage)?.[1]?.trim().split(/\s+/) ?? [];
-    expect(installed).toEqual(expect.arrayContaining(['postgresql-client-15', 'gnupg', 'openssh-client']));
+    const installed = [...runtimeStage.matchAll(/apt-get install -y --no-install-recommends ([^\\\n]+)/g)].flatMap((m) => m[1]!.trim().split(/\s+/));
+    expect(installed).toEqual(expect.arrayContaining(['postgresql-client-15', 'postgresql-client-16', 'postgresql-client-17', 'gnupg', 'openssh-client']));
   });
 });

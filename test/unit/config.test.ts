@@ -12,6 +12,7 @@ import {
   resolveInsideBackupDir,
   sshHostKeyFingerprint,
 } from '../../src/config.js';
+import { createTestCa } from '../helpers/temporal-ca.js';
 
 // Fixtures are made while the file is collected, so the tables below can name real paths.
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'erp4-config-test-'));
@@ -74,6 +75,16 @@ openssl('pkey', '-in', pgClientKey, '-aes256', '-passout', 'pass:secret', '-out'
 fs.chmodSync(pgEncryptedKey, 0o600);
 const pgBrokenCert = writeFixture('pg-broken.crt', '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');
 const drillServer = { DRILL_DB_HOST: 'drill-db.internal' };
+
+// The Temporal connection's certificates (src/temporal/connection.ts checks them at load).
+const testCa = createTestCa(path.join(dir, 'tls'), 'config-test-ca');
+const temporalClient = testCa.issue('temporal-client', { client: true });
+const otherClient = testCa.issue('other-client', { client: true });
+const temporalProfiles = writeFixture(
+  'temporal.toml',
+  `[profile.default]\naddress = "localhost:7233"\n\n[profile.staging]\naddress = "staging.example.com:7233"\n[profile.staging.tls]\nclient_cert_path = "${path.join(dir, 'none.pem')}"\nclient_key_path = "${temporalClient.keyPath}"\n`,
+);
+const brokenToml = writeFixture('broken.toml', '[profile.default\naddress = 1\n');
 
 const SECRETS = {
   DB_PASSWORD: 'db-pass-Zq81',
@@ -317,6 +328,49 @@ const rows: Row[] = [
   { env: { TEMPORAL_ADDRESS: 'localhost:99999' }, names: ['TEMPORAL_ADDRESS'], fragment: 'is not valid' },
   { env: { TEMPORAL_NAMESPACE: 'my namespace' }, names: ['TEMPORAL_NAMESPACE'], fragment: 'expected a Temporal namespace name' },
   { env: { TEMPORAL_TASK_QUEUE: ' erp4' }, names: ['TEMPORAL_TASK_QUEUE'], fragment: 'expected a task queue name' },
+  { env: { TEMPORAL_API_KEY: 'key with spaces' }, names: ['TEMPORAL_API_KEY'], fragment: 'contains white space' },
+  { env: { TEMPORAL_TLS: 'yes' }, names: ['TEMPORAL_TLS'], fragment: 'expected true or false' },
+  {
+    env: { TEMPORAL_TLS_CLIENT_CERT_PATH: path.join(dir, 'none.pem'), TEMPORAL_TLS_CLIENT_KEY_PATH: temporalClient.keyPath },
+    names: ['TEMPORAL_TLS_CLIENT_CERT_PATH'],
+    fragment: `${path.join(dir, 'none.pem')} does not exist`,
+  },
+  {
+    env: { TEMPORAL_TLS_CLIENT_CERT_PATH: temporalClient.keyPath, TEMPORAL_TLS_CLIENT_KEY_PATH: temporalClient.keyPath },
+    names: ['TEMPORAL_TLS_CLIENT_CERT_PATH'],
+    fragment: 'is not a PEM certificate',
+  },
+  { env: { TEMPORAL_TLS_CLIENT_KEY_PATH: temporalClient.keyPath }, names: ['TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH'], fragment: 'both or neither' },
+  { env: { TEMPORAL_TLS_CLIENT_CERT_PATH: temporalClient.certPath }, names: ['TEMPORAL_TLS_CLIENT_KEY_PATH', 'TEMPORAL_TLS_CLIENT_CERT_PATH'], fragment: 'both or neither' },
+  {
+    env: { TEMPORAL_TLS_CLIENT_CERT_PATH: temporalClient.certPath, TEMPORAL_TLS_CLIENT_KEY_PATH: otherClient.keyPath },
+    names: ['TEMPORAL_TLS_CLIENT_KEY_PATH'],
+    fragment: 'is not the private key of the certificate in TEMPORAL_TLS_CLIENT_CERT_PATH',
+  },
+  {
+    env: { TEMPORAL_TLS_CLIENT_CERT_DATA: 'not a certificate', TEMPORAL_TLS_CLIENT_KEY_PATH: temporalClient.keyPath },
+    names: ['TEMPORAL_TLS_CLIENT_CERT_DATA'],
+    fragment: 'the value is not a PEM certificate',
+  },
+  {
+    env: { TEMPORAL_TLS_CLIENT_CERT_PATH: temporalClient.certPath, TEMPORAL_TLS_CLIENT_KEY_DATA: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' },
+    names: ['TEMPORAL_TLS_CLIENT_KEY_DATA'],
+    fragment: 'the value is not a usable PEM private key',
+  },
+  { env: { TEMPORAL_TLS_SERVER_CA_CERT_PATH: path.join(dir, 'none-ca.pem') }, names: ['TEMPORAL_TLS_SERVER_CA_CERT_PATH'], fragment: 'does not exist' },
+  { env: { TEMPORAL_TLS_SERVER_CA_CERT_DATA: 'garbage' }, names: ['TEMPORAL_TLS_SERVER_CA_CERT_DATA'], fragment: 'is not a PEM certificate' },
+  { env: { TEMPORAL_TLS_SERVER_NAME: 'temporal server' }, names: ['TEMPORAL_TLS_SERVER_NAME'], fragment: "expected a host name in the server's certificate" },
+  { env: { TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: 'true' }, names: ['TEMPORAL_TLS_DISABLE_HOST_VERIFICATION', 'TEMPORAL_TLS_SERVER_NAME'], fragment: 'cannot do' },
+  { env: { TEMPORAL_PROFILE: 'prod', TEMPORAL_CONFIG_FILE: temporalProfiles }, names: ['TEMPORAL_PROFILE'], fragment: `"prod" is not in ${temporalProfiles}; expected one of its profiles (default, staging)` },
+  { env: { TEMPORAL_PROFILE: 'prod' }, names: ['TEMPORAL_PROFILE'], fragment: 'is not in' },
+  { env: { TEMPORAL_CONFIG_FILE: path.join(dir, 'none.toml') }, names: ['TEMPORAL_CONFIG_FILE'], fragment: 'does not exist' },
+  { env: { TEMPORAL_CONFIG_FILE: brokenToml }, names: ['TEMPORAL_CONFIG_FILE'], fragment: `${brokenToml} is not valid TOML (line 1, column` },
+  {
+    env: { TEMPORAL_CONFIG_FILE: temporalProfiles, TEMPORAL_PROFILE: 'staging' },
+    names: ['TEMPORAL_CONFIG_FILE', 'tls.client_cert_path', 'profile "staging"'],
+    fragment: `${path.join(dir, 'none.pem')} does not exist`,
+  },
+  { env: { WORKER_SHUTDOWN_GRACE: 'soon' }, names: ['WORKER_SHUTDOWN_GRACE'], fragment: 'expected a positive duration' },
 
   { env: { CRITICAL_TABLES: 'invoices,Payments' }, names: ['CRITICAL_TABLES'], fragment: '"Payments" is not valid' },
   { env: { CRITICAL_TABLES: 'a.b.c' }, names: ['CRITICAL_TABLES'], fragment: 'expected table or schema.table' },
@@ -455,7 +509,13 @@ describe('loadConfig: valid settings', () => {
       db: { host: 'localhost', port: 5432, user: 'postgres', database: 'erp4', tls: { mode: 'prefer' } },
       assets: { provider: 'none' },
       local: { backupDir: path.resolve('backups'), prefix: 'erp4' },
-      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'erp4-backup' },
+      temporal: {
+        address: '127.0.0.1:7233',
+        namespace: 'default',
+        taskQueue: 'erp4-backup',
+        connection: { address: '127.0.0.1:7233', namespace: 'default', tls: false, origins: { address: 'the default 127.0.0.1:7233' } },
+      },
+      worker: { shutdownGraceMs: 10 * 60 * 1000 },
       backup: { criticalTables: [] },
       restore: { approvers: [], approvalTimeoutMs: 24 * 3600 * 1000, targetDatabase: 'erp4', smokeUrls: [] },
       drill: { preApproved: false, acceptUnsignedApprovals: false, smokeUrls: [] },
@@ -534,6 +594,11 @@ describe('loadConfig: valid settings', () => {
       TEMPORAL_ADDRESS: 'temporal:7233',
       TEMPORAL_NAMESPACE: 'erp4',
       TEMPORAL_TASK_QUEUE: 'erp4-backup-prod',
+      TEMPORAL_TLS_CLIENT_CERT_PATH: temporalClient.certPath,
+      TEMPORAL_TLS_CLIENT_KEY_PATH: temporalClient.keyPath,
+      TEMPORAL_TLS_SERVER_CA_CERT_PATH: testCa.certPath,
+      TEMPORAL_TLS_SERVER_NAME: 'temporal.example.com',
+      WORKER_SHUTDOWN_GRACE: '15m',
       CRITICAL_TABLES: 'invoices, accounting.payments',
       SCHEMA_VERSION_QUERY: 'select max(version) from schema_migrations',
       FINGERPRINT_QUERIES_FILE: fingerprintQueriesFile,
@@ -612,7 +677,24 @@ describe('loadConfig: valid settings', () => {
         globalsFile: path.join(backupDir, 'globals', 'erp4.sql'),
         assetsFile: path.join(backupDir, 'assets', 'erp4.tar'),
       },
-      temporal: { address: 'temporal:7233', namespace: 'erp4', taskQueue: 'erp4-backup-prod' },
+      temporal: {
+        address: 'temporal:7233',
+        namespace: 'erp4',
+        taskQueue: 'erp4-backup-prod',
+        connection: {
+          address: 'temporal:7233',
+          namespace: 'erp4',
+          tls: { serverName: 'temporal.example.com', serverCa: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', clientCertificate: 'TEMPORAL_TLS_CLIENT_CERT_PATH' },
+          origins: {
+            address: 'TEMPORAL_ADDRESS',
+            serverName: 'TEMPORAL_TLS_SERVER_NAME',
+            serverCa: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+            clientCert: 'TEMPORAL_TLS_CLIENT_CERT_PATH',
+            clientKey: 'TEMPORAL_TLS_CLIENT_KEY_PATH',
+          },
+        },
+      },
+      worker: { shutdownGraceMs: 15 * 60 * 1000 },
       backup: {
         criticalTables: [
           { schema: 'public', table: 'invoices' },
