@@ -280,6 +280,8 @@ const rows: Row[] = [
   { env: { RESTORE_APPROVAL_TIMEOUT: '24' }, names: ['RESTORE_APPROVAL_TIMEOUT'], fragment: 'expected a positive duration' },
   { env: { RESTORE_APPROVAL_TIMEOUT: '1w' }, names: ['RESTORE_APPROVAL_TIMEOUT'], fragment: '"1w" is not valid' },
   { env: { RESTORE_APPROVAL_TIMEOUT: '0h' }, names: ['RESTORE_APPROVAL_TIMEOUT'], fragment: 'not a positive duration' },
+  { env: { DB_LOCK_TIMEOUT: '300' }, names: ['DB_LOCK_TIMEOUT'], fragment: 'expected a positive duration' },
+  { env: { DB_LOCK_TIMEOUT: '0s' }, names: ['DB_LOCK_TIMEOUT'], fragment: 'not a positive duration' },
   { env: { RESTORE_TARGET_DB: 'r'.repeat(64) }, names: ['RESTORE_TARGET_DB'], fragment: 'is 64 bytes long' },
   { env: { RESTORE_ASSET_DIR: 'restored/assets' }, names: ['RESTORE_ASSET_DIR'], fragment: 'is not absolute' },
   { env: { RESTORE_ASSET_DIR: '/srv/$(id)' }, names: ['RESTORE_ASSET_DIR'], fragment: 'shell metacharacter' },
@@ -372,7 +374,7 @@ describe('loadConfig: valid settings', () => {
       assets: { provider: 'none' },
       local: { backupDir: path.resolve('backups'), prefix: 'erp4' },
       temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'erp4-backup' },
-      backup: { criticalTables: [] },
+      backup: { criticalTables: [], lockTimeoutMs: 5 * 60 * 1000 },
       restore: { approvers: [], approvalTimeoutMs: 24 * 3600 * 1000, targetDatabase: 'erp4', smokeUrls: [] },
       drill: { preApproved: false, smokeUrls: [] },
       notify: {},
@@ -450,6 +452,7 @@ describe('loadConfig: valid settings', () => {
       CRITICAL_TABLES: 'invoices, accounting.payments',
       SCHEMA_VERSION_QUERY: 'select max(version) from schema_migrations',
       FINGERPRINT_QUERIES_FILE: fingerprintQueriesFile,
+      DB_LOCK_TIMEOUT: '90s',
       NOTIFY_WEBHOOK_URL: `https://hooks.example.com/services/${WEBHOOK_TOKEN}`,
       TIME_ZONE: 'asia/tokyo',
       RESTORE_APPROVERS: 'alice:admin, bob:management',
@@ -530,6 +533,7 @@ describe('loadConfig: valid settings', () => {
           { schema: 'public', table: 'invoices', sums: ['amount'] },
           { schema: 'accounting', table: 'payments', sums: [] },
         ],
+        lockTimeoutMs: 90 * 1000,
       },
       restore: {
         approvers: [
