@@ -3,7 +3,8 @@ import pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { runTool } from '../child-process.js';
 import { InputError } from '../errors.js';
-import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from './connection.js';
+import { pgChildEnv, pgClientConfig, type DbConnection } from './connection.js';
+import { explainRestoreToolFailure, PERMANENT_RESTORE_ERRORS } from './restore-errors.js';
 import { PG_INSTALL_HINT, resolvePgTool } from './tools.js';
 
 /**
@@ -35,7 +36,8 @@ export async function dropDatabase(db: DbConnection, name: string): Promise<void
 /**
  * `pg_restore` of a custom-format dump file into database `name`, with parallel jobs
  * (custom format on a seekable file allows -j). `--exit-on-error`: a partial restore is a
- * failed restore, never a quiet success.
+ * failed restore, never a quiet success. An SQL error or a damaged archive fails for good
+ * (PERMANENT_RESTORE_ERRORS), naming its first error lines.
  */
 export async function restoreDump(
   db: DbConnection,
@@ -57,8 +59,10 @@ export async function restoreDump(
   await runTool(pgRestore, [...args, '--', dumpFile], {
     env: pgChildEnv(db, name),
     signal: options.signal,
-    permanentErrors: PERMANENT_PG_ERRORS,
+    permanentErrors: [...PERMANENT_RESTORE_ERRORS],
     installHint: PG_INSTALL_HINT,
+  }).catch((error: unknown) => {
+    throw explainRestoreToolFailure(error);
   });
 }
 
