@@ -1,4 +1,4 @@
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle, type WorkflowStartOptions } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandleWithFirstExecutionRunId, type WorkflowStartOptions } from '@temporalio/client';
 import { WorkflowIdReusePolicy, type Workflow } from '@temporalio/common';
 import { InputError } from '../errors.js';
 
@@ -14,7 +14,7 @@ export async function startOnce<T extends Workflow>(
   client: Client,
   workflowType: string,
   options: WorkflowStartOptions<T>,
-): Promise<WorkflowHandle<T>> {
+): Promise<WorkflowHandleWithFirstExecutionRunId<T>> {
   try {
     return await client.workflow.start<T>(workflowType, { ...options, workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE });
   } catch (error) {
