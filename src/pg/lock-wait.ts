@@ -87,7 +87,7 @@ export function describeLockHolder(holder: LockHolder): string {
     ...(holder.transactionStart ? [`in a transaction since ${holder.transactionStart.toISOString()}`] : []),
     ...(holder.query ? [`last query ${JSON.stringify(holder.query)}`] : []),
   ];
-  return `${holder.relation}: ACCESS EXCLUSIVE ${holder.granted ? 'held' : 'queued for'} by pid ${holder.pid} (${details.join(', ')})`;
+  return `${holder.relation}: ACCESS EXCLUSIVE ${holder.granted ? 'held' : 'awaited'} by pid ${holder.pid} (${details.join(', ')})`;
 }
 
 /** The message of a dump attempt that waited DB_LOCK_TIMEOUT for a table lock. */
