@@ -29,7 +29,12 @@ export interface LockHolder {
   application: string | null;
   client: string | null;
   transactionStart: Date | null;
-  query: string | null;
+  /**
+   * The first two words of its current or last statement (`ALTER TABLE`, `LOCK TABLE`): what
+   * it is doing, never its text, which may hold data or a password and would reach the
+   * workflow history and the failure notice.
+   */
+  statement: string | null;
 }
 
 /**
@@ -53,7 +58,7 @@ export async function accessExclusiveHolders(db: DbConnection): Promise<LockHold
     }>(
       `SELECT format('%I.%I', n.nspname, c.relname) AS relation, l.granted, a.pid, a.usename, a.application_name,
               coalesce(host(a.client_addr), 'local') AS client, a.xact_start,
-              left(regexp_replace(a.query, '\\s+', ' ', 'g'), 200) AS query
+              left(a.query, 200) AS query
          FROM pg_locks l
          JOIN pg_stat_activity a ON a.pid = l.pid
          JOIN pg_class c ON c.oid = l.relation
@@ -71,7 +76,7 @@ export async function accessExclusiveHolders(db: DbConnection): Promise<LockHold
       application: row.application_name || null,
       client: row.client,
       transactionStart: row.xact_start,
-      query: row.query,
+      statement: row.query ? row.query.trim().split(/\s+/).slice(0, 2).join(' ') : null,
     }));
   } finally {
     await client.end();
@@ -85,7 +90,7 @@ export function describeLockHolder(holder: LockHolder): string {
     ...(holder.application ? [`application ${JSON.stringify(holder.application)}`] : []),
     `client ${holder.client ?? '?'}`,
     ...(holder.transactionStart ? [`in a transaction since ${holder.transactionStart.toISOString()}`] : []),
-    ...(holder.query ? [`last query ${JSON.stringify(holder.query)}`] : []),
+    ...(holder.statement ? [`statement ${JSON.stringify(`${holder.statement} ...`)}`] : []),
   ];
   return `${holder.relation}: ACCESS EXCLUSIVE ${holder.granted ? 'held' : 'awaited'} by pid ${holder.pid} (${details.join(', ')})`;
 }

@@ -60,7 +60,7 @@ describe('a dump waiting for a table lock', () => {
     application: 'prisma-migrate',
     client: '10.0.0.5',
     transactionStart: new Date('2026-11-26T17:00:03Z'),
-    query: 'ALTER TABLE invoices ADD COLUMN note text',
+    statement: 'ALTER TABLE',
   };
 
   it("recognises pg_dump's and the fingerprint session's lock timeouts, and nothing else", () => {
@@ -72,7 +72,7 @@ describe('a dump waiting for a table lock', () => {
 
   it('names the session holding the lock, and says whether it will be retried', () => {
     expect(describeLockHolder(holder)).toBe(
-      'public.invoices: ACCESS EXCLUSIVE held by pid 4711 (user erp4_app, application "prisma-migrate", client 10.0.0.5, in a transaction since 2026-11-26T17:00:03.000Z, last query "ALTER TABLE invoices ADD COLUMN note text")',
+      'public.invoices: ACCESS EXCLUSIVE held by pid 4711 (user erp4_app, application "prisma-migrate", client 10.0.0.5, in a transaction since 2026-11-26T17:00:03.000Z, statement "ALTER TABLE ...")',
     );
     expect(lockWaitMessage(300_000, [holder], 1)).toMatch(/^waited DB_LOCK_TIMEOUT \(300 s\) for a table lock: public\.invoices: .*; attempt 1 of 3, retried$/);
     expect(lockWaitMessage(300_000, [{ ...holder, granted: false }], 3)).toMatch(/ACCESS EXCLUSIVE awaited by pid 4711 .*; attempt 3 of 3, not retried again$/);
