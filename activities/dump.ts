@@ -126,7 +126,8 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
 async function explainLockWait(error: unknown, settings: DumpSettings): Promise<never> {
   if (!isLockWaitTimeout(error)) throw error;
   const attempt = Context.current().info.attempt;
-  const holders = await accessExclusiveHolders(settings.db);
+  // The lock's report must not hide the lock: a failure to read the holders leaves them unnamed.
+  const holders = await accessExclusiveHolders(settings.db).catch(() => undefined);
   throw ApplicationFailure.create({
     type: 'LockWaitTimeout',
     message: lockWaitMessage(settings.lockTimeoutMs, holders, attempt),

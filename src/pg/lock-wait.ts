@@ -96,8 +96,13 @@ export function describeLockHolder(holder: LockHolder): string {
 }
 
 /** The message of a dump attempt that waited DB_LOCK_TIMEOUT for a table lock. */
-export function lockWaitMessage(lockTimeoutMs: number, holders: readonly LockHolder[], attempt: number): string {
-  const who = holders.length > 0 ? holders.map(describeLockHolder).join('; ') : 'the session holding it has released it since';
+export function lockWaitMessage(lockTimeoutMs: number, holders: readonly LockHolder[] | undefined, attempt: number): string {
+  const who =
+    holders === undefined
+      ? 'the sessions holding locks could not be read'
+      : holders.length > 0
+        ? holders.map(describeLockHolder).join('; ')
+        : 'the session holding it has released it since';
   const next = attempt < LOCK_WAIT_ATTEMPTS ? 'retried' : 'not retried again';
   return `waited DB_LOCK_TIMEOUT (${lockTimeoutMs / 1000} s) for a table lock: ${who}; attempt ${attempt} of ${LOCK_WAIT_ATTEMPTS}, ${next}`;
 }

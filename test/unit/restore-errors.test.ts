@@ -77,5 +77,6 @@ describe('a dump waiting for a table lock', () => {
     expect(lockWaitMessage(300_000, [holder], 1)).toMatch(/^waited DB_LOCK_TIMEOUT \(300 s\) for a table lock: public\.invoices: .*; attempt 1 of 3, retried$/);
     expect(lockWaitMessage(300_000, [{ ...holder, granted: false }], 3)).toMatch(/ACCESS EXCLUSIVE awaited by pid 4711 .*; attempt 3 of 3, not retried again$/);
     expect(lockWaitMessage(2000, [], 2)).toBe('waited DB_LOCK_TIMEOUT (2 s) for a table lock: the session holding it has released it since; attempt 2 of 3, retried');
+    expect(lockWaitMessage(2000, undefined, 3)).toBe('waited DB_LOCK_TIMEOUT (2 s) for a table lock: the sessions holding locks could not be read; attempt 3 of 3, not retried again');
   });
 });
