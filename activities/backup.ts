@@ -5,6 +5,7 @@ import { serializeManifest, type Manifest, type ManifestArtifact } from '../src/
 import { InputError } from '../src/errors.js';
 import { checkCriticalTables } from '../src/pg/critical-scope.js';
 import { archiveAssets } from './archive.js';
+import { refuseCompleteBackupId } from './backup-id-guard.js';
 import { dumpDatabase } from './dump.js';
 import { dumpGlobals } from './globals.js';
 import { postNotice } from './notify.js';
@@ -50,6 +51,7 @@ export function createBackupActivities(runtime: BackupRuntime) {
       if (input.label !== undefined && !/^[\p{L}\p{N} ._:/#+-]{1,200}$/u.test(input.label)) {
         throw new InputError('label: use 1-200 letters, digits, spaces and . _ : / # + -');
       }
+      await refuseCompleteBackupId(runtime, input.backupId);
       if (input.kind === 'critical' || input.kind === 'weekly-full') await checkCriticalTables(runtime.db, runtime.criticalTables, input.kind);
       return { env: runtime.layout.env, repositories: [...runtime.repositories.keys()], withAssets: runtime.assetDir !== undefined };
     },
@@ -58,7 +60,7 @@ export function createBackupActivities(runtime: BackupRuntime) {
       checkBackupId(input.backupId);
       const key = artifactKey(runtime.layout, 'db', input.backupId, encryption !== 'none');
       const dump = await dumpDatabase(
-        { db: runtime.db, pgBinDir: runtime.pgBinDir, criticalTables: runtime.criticalTables, fingerprintTables: runtime.fingerprintTables, schemaVersionQuery: runtime.schemaVersionQuery, encrypt },
+        { db: runtime.db, pgBinDir: runtime.pgBinDir, criticalTables: runtime.criticalTables, fingerprintTables: runtime.fingerprintTables, schemaVersionQuery: runtime.schemaVersionQuery, lockTimeoutMs: runtime.lockTimeoutMs, encrypt },
         input.kind,
         staged(input.backupId, key),
       );

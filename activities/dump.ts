@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import pg from 'pg';
 import type { Readable } from 'node:stream';
 import { startTool } from '../src/child-process.js';
@@ -7,6 +8,7 @@ import type { BackupKind } from '../src/layout.js';
 import type { FingerprintEntry } from '../src/manifest.js';
 import { connectDatabase, explainPgToolFailure, PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
 import { criticalDumpArgs, recordedScope, resolveCriticalScope } from '../src/pg/critical-scope.js';
+import { accessExclusiveHolders, isLockWaitTimeout, LOCK_WAIT_ATTEMPTS, lockWaitMessage } from '../src/pg/lock-wait.js';
 import { computeFingerprint, listUserTables, qualifiedName, type FingerprintTable, type TableRef } from '../src/pg/fingerprint.js';
 import { checkPgToolVersion, PG_INSTALL_HINT, resolvePgTool } from '../src/pg/tools.js';
 import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
@@ -21,6 +23,8 @@ export interface DumpSettings {
   fingerprintTables?: readonly FingerprintTable[];
   /** SCHEMA_VERSION_QUERY: one row, one column; default: the newest Prisma migration. */
   schemaVersionQuery?: string;
+  /** DB_LOCK_TIMEOUT: the longest wait for a table lock, for pg_dump and the fingerprint session alike. */
+  lockTimeoutMs: number;
   encrypt?: (plaintext: Readable) => Promise<Readable>;
 }
 
@@ -65,6 +69,7 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
     const pgDumpVersion = await checkPgToolVersion(pgDump, serverVersionNum);
 
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(`SET LOCAL lock_timeout = ${Math.round(settings.lockTimeoutMs)}`);
     const snapshotRow = (await client.query<{ snapshot: string; generated_at: Date }>(
       'SELECT pg_export_snapshot() AS snapshot, clock_timestamp() AS generated_at',
     )).rows[0]!;
@@ -76,7 +81,7 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
     // zlib level 1 instead of pg_dump's default 6: on the benchmark's 1 GB ERP database (BENCHMARKS.md)
     // the dump takes 7.9 s instead of 22.3 s of CPU for 8% more bytes (314 vs 291 MB), within the
     // 1.1x size budget; the archive stays a plain custom-format dump (pg_restore -j, no extra tool).
-    const dump = startTool(pgDump, ['--format=custom', '--compress=1', `--snapshot=${snapshotRow.snapshot}`, '--no-password', ...tableArgs], {
+    const dump = startTool(pgDump, ['--format=custom', '--compress=1', `--snapshot=${snapshotRow.snapshot}`, '--no-password', `--lock-wait-timeout=${Math.round(settings.lockTimeoutMs)}`, ...tableArgs], {
       env: pgChildEnv(settings.db),
       signal,
       permanentErrors: PERMANENT_PG_ERRORS,
@@ -95,9 +100,9 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
       const schemaVersion = await readSchemaVersion(client, settings.schemaVersionQuery);
       return { fingerprint, schemaVersion };
     })();
-    const [file, { fingerprint, schemaVersion }] = await withHeartbeat('db', Promise.all([staged, fingerprintWork])).catch((error: unknown) => {
-      throw explainPgToolFailure(error, settings.db.settingPrefix);
-    });
+    const [file, { fingerprint, schemaVersion }] = await withHeartbeat('db', Promise.all([staged, fingerprintWork])).catch((error: unknown) =>
+      explainLockWait(explainPgToolFailure(error, settings.db.settingPrefix), settings),
+    );
     await client.query('COMMIT');
     return {
       file,
@@ -112,6 +117,23 @@ export async function dumpDatabase(settings: DumpSettings, kind: BackupKind, sta
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A lock wait that ran out names the sessions holding the lock; it is retried (a migration's
+ * lock is usually gone minutes later) until the last of LOCK_WAIT_ATTEMPTS attempts.
+ */
+async function explainLockWait(error: unknown, settings: DumpSettings): Promise<never> {
+  if (!isLockWaitTimeout(error)) throw error;
+  const attempt = Context.current().info.attempt;
+  // The lock's report must not hide the lock: a failure to read the holders leaves them unnamed.
+  const holders = await accessExclusiveHolders(settings.db).catch(() => undefined);
+  throw ApplicationFailure.create({
+    type: 'LockWaitTimeout',
+    message: lockWaitMessage(settings.lockTimeoutMs, holders, attempt),
+    nonRetryable: attempt >= LOCK_WAIT_ATTEMPTS,
+    cause: error as Error,
+  });
 }
 
 /**

@@ -1,4 +1,5 @@
 import { log } from '@temporalio/activity';
+import { InputError } from '../src/errors.js';
 
 /**
  * Posts an operator notice to the webhook (Slack-compatible: `{ "text": ... }` plus
@@ -24,5 +25,11 @@ export async function postNotice(webhookUrl: string | undefined, notice: Notice)
     body: JSON.stringify({ text, event: notice.event, env: notice.env, ...notice.fields }),
     signal: AbortSignal.timeout(15_000),
   });
-  if (!response.ok) throw new Error(`NOTIFY_WEBHOOK_URL answered ${response.status} ${response.statusText}`);
+  if (response.ok) return;
+  const answer = `NOTIFY_WEBHOOK_URL answered ${response.status} ${response.statusText}`;
+  // 4xx (but a timeout or rate limit) says the URL or its token is wrong: sending again cannot help.
+  if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
+    throw new InputError(`${answer}: the webhook refuses the notice; check NOTIFY_WEBHOOK_URL`);
+  }
+  throw new Error(answer);
 }

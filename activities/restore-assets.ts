@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { extract } from 'tar';
 import { InputError } from '../src/errors.js';
@@ -14,10 +14,17 @@ export interface RestoredFiles {
  * empty. The files land in a sibling directory first and are renamed into place when complete,
  * so a failure leaves the target as it was. The count and bytes returned are of the files on
  * disk afterwards: the "assets complete" check compares them with the manifest.
+ *
+ * Just before the rename the run leaves a marker beside the target (removed by the run's
+ * cleanup): a retry after a crash between the rename and the report finds the marker and no
+ * unpacking directory, so the full target is its own work and it reports it, instead of
+ * refusing its own directory as "not empty".
  */
 export async function restoreAssetArchive(archivePath: string, targetDir: string, runId: string): Promise<RestoredFiles> {
-  await assertEmptyOrAbsent(targetDir, 'the asset directory');
   const unpacking = unpackingDir(targetDir, runId);
+  const renamed = renamedMarker(targetDir, runId);
+  if ((await exists(renamed)) && !(await exists(unpacking)) && (await isDirectory(targetDir))) return { dir: targetDir, ...(await countFiles(targetDir)) };
+  await assertEmptyOrAbsent(targetDir, 'the asset directory');
   // A previous attempt of this run may have left a half-unpacked directory.
   await rm(unpacking, { recursive: true, force: true });
   await mkdir(unpacking, { recursive: true, mode: 0o700 });
@@ -26,6 +33,7 @@ export async function restoreAssetArchive(archivePath: string, targetDir: string
   const { fileCount, bytes } = await countFiles(unpacking);
   await mkdir(dirname(targetDir), { recursive: true });
   if (await isDirectory(targetDir)) await rmdir(targetDir);
+  await writeFile(renamed, `${runId}\n`, { mode: 0o600 });
   await rename(unpacking, targetDir);
   return { dir: targetDir, fileCount, bytes };
 }
@@ -33,6 +41,11 @@ export async function restoreAssetArchive(archivePath: string, targetDir: string
 /** The sibling directory a run unpacks into (removed by the run's cleanup when left behind). */
 export function unpackingDir(targetDir: string, runId: string): string {
   return `${targetDir}.restoring-${runId}`;
+}
+
+/** The sibling file saying that this run renamed its files into `targetDir` (removed by the run's cleanup). */
+export function renamedMarker(targetDir: string, runId: string): string {
+  return `${targetDir}.restored-${runId}`;
 }
 
 export async function assertEmptyOrAbsent(dir: string, what: string): Promise<void> {
@@ -47,6 +60,16 @@ export async function assertEmptyOrAbsent(dir: string, what: string): Promise<vo
   }
   if (entries.length > 0) {
     throw new InputError(`${what} ${dir} is not empty (${entries.length} entries): a restore only fills an empty or new directory`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
   }
 }
 

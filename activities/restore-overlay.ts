@@ -81,7 +81,7 @@ export function createOverlayActivities(runtime: BackupRuntime) {
       if (!RUN_ID.test(input.runId)) throw new InputError(`runId ${JSON.stringify(input.runId)} is not a Temporal run id`);
       const database = input.mode === 'restore' ? settings.targetDatabase : scratchDatabaseName(input.base.id, input.workflowId);
       const server = restoreServer(runtime.db, settings, input.mode);
-      if ((await databaseOwnership(server, database, ownershipMarker(input.workflowId))) !== 'ours') {
+      if ((await databaseOwnership(server, database, ownershipMarker(input))) !== 'ours') {
         throw new InputError(`overlay: database ${JSON.stringify(database)} was not restored by this run; an overlay only goes over the daily this run restored`);
       }
       const dir = join(runtime.stagingRoot, `overlay-${input.runId}`);

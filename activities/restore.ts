@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createReadStream } from 'node:fs';
@@ -22,12 +22,13 @@ import { batchResumeCheck, fingerprintChecks, latestDataCheck, smokeChecks, sqlC
 import { createOwnedDatabase, databaseOwnership, dropOwnedDatabase, foreignDatabaseError, ownershipMarker, scratchDatabaseName } from '../src/restore/database.js';
 import { createMissingRoles } from '../src/restore/drill-roles.js';
 import { planGlobals, rolesInGlobals, scriptForPlan } from '../src/restore/globals.js';
+import { applyGlobalsScript } from '../src/restore/apply-globals.js';
 import { renderMarkdown, reportKey, type BackupSummary, type CheckResult, type GlobalsPlan, type RestoreMode, type RestoreReport } from '../src/restore/report.js';
 import type { Digest } from '../src/storage/hash.js';
 import { ObjectNotFoundError, type Repository } from '../src/storage/repository.js';
 import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
 import { postNotice, type Notice } from './notify.js';
-import { assertEmptyOrAbsent, restoreAssetArchive, unpackingDir, type RestoredFiles } from './restore-assets.js';
+import { assertEmptyOrAbsent, renamedMarker, restoreAssetArchive, unpackingDir, type RestoredFiles } from './restore-assets.js';
 import { decryptStored, downloadVerified, plainPath, stagedSize, storedPath } from './restore-staging.js';
 import { restoreServer } from './restore-runtime.js';
 import type { BackupRuntime } from './runtime.js';
@@ -159,7 +160,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       if (!backup.artifacts.db) throw new InputError(`backup ${backup.id} has no db artifact to restore`);
 
       const database = databaseFor(input.mode, { workflowId: input.workflowId, backup });
-      if ((await databaseOwnership(serverFor(input.mode), database, ownershipMarker(input.workflowId))) === 'foreign') {
+      if ((await databaseOwnership(serverFor(input.mode), database, ownershipMarker(input))) === 'foreign') {
         const refusal = foreignDatabaseError(database);
         throw input.mode === 'drill' ? refusal : new InputError(`RESTORE_TARGET_DB: ${refusal.message}, or set RESTORE_TARGET_DB to a new name`);
       }
@@ -247,20 +248,19 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       }
     },
 
-    /** Applies the roles of `plan` with psql (ON_ERROR_STOP); the connecting role is never touched. */
+    /** Applies the roles of `plan` with psql (ON_ERROR_STOP); the connecting role is never touched; a retry completes what a crashed attempt began. */
     async applyGlobals(input: StagedInput & { plan: GlobalsPlan }): Promise<void> {
       const { cancellationSignal: signal } = Context.current();
       const path = await ensurePlain(input, 'globals', signal);
-      const script = join(runDirectory(input), 'globals.apply.sql');
-      await writeFile(script, scriptForPlan(await readFile(path, 'utf8'), input.plan), { mode: 0o600 });
-      const psql = await resolvePgTool('psql', { binDir: runtime.pgBinDir, serverMajor: await serverMajor() });
       await withHeartbeat(
         'globals',
-        runTool(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', script], {
-          env: pgChildEnv(runtime.db, 'postgres'),
+        applyGlobalsScript(runtime.db, {
+          globals: await readFile(path, 'utf8'),
+          plan: input.plan,
+          scriptPath: join(runDirectory(input), 'globals.apply.sql'),
+          pgBinDir: runtime.pgBinDir,
+          serverMajor: await serverMajor(),
           signal,
-          permanentErrors: PERMANENT_PG_ERRORS,
-          installHint: PG_INSTALL_HINT,
         }),
       );
     },
@@ -288,7 +288,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       } else if (drillServer?.restoreOwners === 'skip') {
         owners = { keepOwners: false, noPrivileges: true };
       }
-      await createOwnedDatabase(server, database, ownershipMarker(input.workflowId));
+      await createOwnedDatabase(server, database, ownershipMarker(input));
       const restoreOptions = { pgBinDir: runtime.pgBinDir, serverMajor: major, ...owners, signal };
       await withHeartbeat(
         'pg_restore',
@@ -366,10 +366,11 @@ export function createRestoreActivities(runtime: BackupRuntime) {
      * files unless kept. Returns whether a database was dropped.
      */
     async cleanUpRestore(input: RunRef & { mode: RestoreMode; backup: BackupSummary; dropDatabase: boolean; keepFiles: boolean }): Promise<{ databaseDropped: boolean }> {
-      const databaseDropped = input.dropDatabase
-        ? await dropOwnedDatabase(serverFor(input.mode), databaseFor(input.mode, input), ownershipMarker(input.workflowId))
-        : false;
-      if (input.mode === 'restore' && settings.targetAssetDir) await rm(unpackingDir(settings.targetAssetDir, input.runId), { recursive: true, force: true });
+      const databaseDropped = input.dropDatabase ? await dropOwnedDatabase(serverFor(input.mode), databaseFor(input.mode, input), ownershipMarker(input)) : false;
+      if (input.mode === 'restore' && settings.targetAssetDir) {
+        await rm(unpackingDir(settings.targetAssetDir, input.runId), { recursive: true, force: true });
+        await rm(renamedMarker(settings.targetAssetDir, input.runId), { force: true });
+      }
       if (!input.keepFiles) await rm(runDirectory(input), { recursive: true, force: true });
       return { databaseDropped };
     },

@@ -22,6 +22,8 @@ export interface BackupRuntime {
   /** FINGERPRINT_QUERIES_FILE's tables and columns; undefined: every table, every numeric column. */
   fingerprintTables?: readonly FingerprintTable[];
   schemaVersionQuery?: string;
+  /** DB_LOCK_TIMEOUT: how long one attempt of a dump waits for a table lock. */
+  lockTimeoutMs: number;
   /** ASSET_DIR when PDF_PROVIDER=local (S2); undefined means no assets artifact. */
   assetDir?: string;
   /** OpenPGP encryption to GPG_RECIPIENT (S12), when configured. */

@@ -47,8 +47,14 @@ export function startTool(path: string, args: readonly string[], options: RunToo
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderrTail = '';
+  // The first lines too: a tool that stops at its first error (pg_restore --exit-on-error) may
+  // print kilobytes of the failed command after it, which would push the error out of the tail.
+  let stderrHead = '';
+  let stderrLength = 0;
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => {
+    if (stderrHead.length < STDERR_TAIL_BYTES) stderrHead += chunk.slice(0, STDERR_TAIL_BYTES - stderrHead.length);
+    stderrLength += chunk.length;
     stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
   });
   const onAbort = () => child.kill('SIGTERM');
@@ -65,9 +71,10 @@ export function startTool(path: string, args: readonly string[], options: RunToo
     child.once('close', (code, signal) => {
       options.signal?.removeEventListener('abort', onAbort);
       if (code === 0) return resolve();
-      const detail = stderrTail.trim() || '(no output on stderr)';
+      const stderr = stderrLength > stderrTail.length ? `${stderrHead}\n[...]\n${stderrTail}` : stderrTail;
+      const detail = stderr.trim() || '(no output on stderr)';
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      const permanent = (options.permanentErrors ?? []).some((pattern) => pattern.test(stderrTail));
+      const permanent = (options.permanentErrors ?? []).some((pattern) => pattern.test(stderr));
       reject(new ToolError(tool, `${tool} ${how}: ${detail}`, permanent));
     });
   });

@@ -74,6 +74,7 @@
  * | CRITICAL_TABLES | none | S6/S9: comma list of `table` or `schema.table` as in SQL: unquoted names lower-case (non-ASCII letters allowed), any other name double-quoted (`"会計"."取引先"`); schema defaults to `public`; every table must exist (a `critical` backup is refused before anything is dumped) |
  * | SCHEMA_VERSION_QUERY | - | S14: SQL returning one value, recorded as `schema_version` |
  * | FINGERPRINT_QUERIES_FILE | every table | S26: JSON array `[{"table": "public.invoices", "sums": ["amount"]}]`: the tables (row counts) and numeric columns (sums) of the fingerprint, replacing the default scan of every table for large databases |
+ * | DB_LOCK_TIMEOUT | `5m` | how long a backup's pg_dump and fingerprint queries wait for a table lock (e.g. a migration's ACCESS EXCLUSIVE) before the attempt fails naming the blocking session; 3 attempts, then the backup fails; `90s`, `5m`, `1h`, at most `24h` |
  * | NOTIFY_WEBHOOK_URL | - | http(s) URL notified of failures (treated as a secret: such URLs carry tokens) |
  * | TIME_ZONE | `Asia/Tokyo` | IANA zone of schedules and retention calendars |
  * | RESTORE_APPROVERS | none | S13: comma list `name:role`, e.g. `alice:admin,bob:management` |
@@ -300,6 +301,8 @@ export interface Config {
     readonly schemaVersionQuery: string | undefined;
     /** FINGERPRINT_QUERIES_FILE, parsed; undefined: every table and every numeric column. */
     readonly fingerprintTables: readonly FingerprintTable[] | undefined;
+    /** DB_LOCK_TIMEOUT: the longest wait for a table lock in one attempt of a dump. */
+    readonly lockTimeoutMs: number;
   };
   readonly restore: {
     readonly approvers: readonly { readonly name: string; readonly role: string }[];
@@ -458,6 +461,7 @@ export const CONFIG_VARIABLES = [
   'CRITICAL_TABLES',
   'SCHEMA_VERSION_QUERY',
   'FINGERPRINT_QUERIES_FILE',
+  'DB_LOCK_TIMEOUT',
   'NOTIFY_WEBHOOK_URL',
   'TIME_ZONE',
   'RESTORE_APPROVERS',
@@ -773,6 +777,12 @@ function duration(text: string): number | Wrong {
   return ms > 0 && Number.isSafeInteger(ms) ? ms : new Wrong(`${show(text)} is not a positive duration`);
 }
 
+/** DB_LOCK_TIMEOUT: up to 24 h, well inside PostgreSQL's limit for lock_timeout (2^31 - 1 ms). */
+function lockTimeout(text: string): number | Wrong {
+  const ms = duration(text);
+  return typeof ms === 'number' && ms > 24 * MS_PER_UNIT.h ? new Wrong(`${show(text)} is longer than 24h`) : ms;
+}
+
 /** The canonical IANA name (`asia/tokyo` -> `Asia/Tokyo`), as the ICU data of this Node knows it. */
 function timeZone(name: string): string | Wrong {
   const unknown = new Wrong(`${show(name)} is not a known time zone`);
@@ -1073,6 +1083,7 @@ function envShape(backupDir: string) {
     ),
     SCHEMA_VERSION_QUERY: z.string().regex(/\S/, invalid('an SQL query returning one value')).optional(),
     FINGERPRINT_QUERIES_FILE: parsed('a readable JSON file: [{"table": "schema.table", "sums": ["column", ...]}, ...]', fingerprintFile).optional(),
+    DB_LOCK_TIMEOUT: parsed('a duration of at most 24h such as 90s, 5m or 1h', lockTimeout).default(5 * MS_PER_UNIT.m),
     NOTIFY_WEBHOOK_URL: httpUrl({ error: 'is not an http:// or https:// URL; expected the webhook URL to notify' })
       .transform((value) => new Secret(value, `${new URL(value).origin}/***`))
       .optional(),
@@ -1376,6 +1387,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       criticalTables: v.CRITICAL_TABLES,
       schemaVersionQuery: v.SCHEMA_VERSION_QUERY,
       fingerprintTables: v.FINGERPRINT_QUERIES_FILE,
+      lockTimeoutMs: v.DB_LOCK_TIMEOUT,
     },
     restore: {
       approvers: v.RESTORE_APPROVERS,

@@ -38,6 +38,7 @@ export async function createBackupRuntime(config: Config): Promise<BackupRuntime
     stagingRoot: join(config.local.backupDir, '.staging'),
     criticalTables: config.backup.criticalTables,
     schemaVersionQuery: config.backup.schemaVersionQuery,
+    lockTimeoutMs: config.backup.lockTimeoutMs,
     fingerprintTables: config.backup.fingerprintTables,
     assetDir: config.assets.provider === 'local' ? config.assets.dir : undefined,
     encryption:

@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities, StagedArtifact } from '../activities/index.js';
 import { backupIdFor } from '../src/layout.js';
 import type { Manifest, ManifestArtifact } from '../src/manifest.js';
@@ -129,7 +129,10 @@ export async function NightlyBackup(input: NightlyBackupInput): Promise<NightlyB
     // Cleanup and the notice must run even when the workflow itself was cancelled.
     await CancellationScope.nonCancellable(async () => {
       await shortWork.removeStaging({ backupId }).catch(() => undefined);
-      await shortWork.notifyBackupFailure({ backupId, kind: input.kind, failedStep, error: progress.error! });
+      // A notice that cannot be sent must not replace the backup's own error, which is rethrown below.
+      await shortWork
+        .notifyBackupFailure({ backupId, kind: input.kind, failedStep, error: progress.error! })
+        .catch((noticeError: unknown) => log.warn('the failure notice could not be sent', { backupId, error: errorMessage(noticeError) }));
     });
     throw error;
   }

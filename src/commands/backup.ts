@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../config.js';
 import { backupIdFor, type BackupKind } from '../layout.js';
+import { startOnce } from '../temporal/start-once.js';
 import { connectClient, pendingActivityProgress } from '../temporal/client.js';
 import type { NightlyBackup } from '../../workflows/index.js';
 import { progressQuery, type NightlyBackupResult } from '../../workflows/messages.js';
@@ -20,7 +21,7 @@ export async function backupCommand(config: Config, options: BackupCommandOption
   const client = await connectClient(config.temporal);
   try {
     const backupId = backupIdFor(options.kind, new Date());
-    const handle = await client.workflow.start<typeof NightlyBackup>('NightlyBackup', {
+    const handle = await startOnce<typeof NightlyBackup>(client, 'NightlyBackup', {
       taskQueue: config.temporal.taskQueue,
       // One workflow per backup id: Temporal refuses a second start of the same backup.
       workflowId: `backup-${config.env}-${backupId}`,

@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import type { BackupKind } from '../layout.js';
+import { startOnce } from '../temporal/start-once.js';
 import { connectClient } from '../temporal/client.js';
 import type { RestoreDrill } from '../../workflows/index.js';
 import type { RestoreDrillInput, RestoreResult } from '../../workflows/messages.js';
@@ -32,7 +33,7 @@ export async function drillCommand(config: Config, options: DrillCommandOptions,
       ...(options.repo ? { repository: options.repo } : {}),
       ...(options.overlay ? { overlay: options.overlay } : {}),
     };
-    const handle = await client.workflow.start<typeof RestoreDrill>('RestoreDrill', {
+    const handle = await startOnce<typeof RestoreDrill>(client, 'RestoreDrill', {
       taskQueue: config.temporal.taskQueue,
       workflowId: `drill-${config.env}-${timestamp()}`,
       args: [input],

@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import type { BackupKind } from '../layout.js';
+import { startOnce } from '../temporal/start-once.js';
 import { connectClient } from '../temporal/client.js';
 import type { Restore } from '../../workflows/index.js';
 import type { RestoreInput, RestoreResult } from '../../workflows/messages.js';
@@ -32,7 +33,7 @@ export async function restoreCommand(config: Config, options: RestoreCommandOpti
       ...(options.repo ? { repository: options.repo } : {}),
       ...(options.overlay ? { overlay: options.overlay } : {}),
     };
-    const handle = await client.workflow.start<typeof Restore>('Restore', {
+    const handle = await startOnce<typeof Restore>(client, 'Restore', {
       taskQueue: config.temporal.taskQueue,
       workflowId: `restore-${config.env}-${timestamp()}`,
       args: [input],

@@ -4,6 +4,7 @@ import { escapeIdentifier } from 'pg';
 import { runTool } from '../child-process.js';
 import { InputError } from '../errors.js';
 import { explainPgToolFailure, PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from './connection.js';
+import { explainRestoreToolFailure, PERMANENT_RESTORE_ERRORS } from './restore-errors.js';
 import { PG_INSTALL_HINT, resolvePgTool } from './tools.js';
 
 /**
@@ -35,7 +36,8 @@ export async function dropDatabase(db: DbConnection, name: string): Promise<void
 /**
  * `pg_restore` of a custom-format dump file into database `name`, with parallel jobs
  * (custom format on a seekable file allows -j). `--exit-on-error`: a partial restore is a
- * failed restore, never a quiet success.
+ * failed restore, never a quiet success. An SQL error or a damaged archive fails for good
+ * (PERMANENT_RESTORE_ERRORS), naming its first error lines.
  */
 export async function restoreDump(
   db: DbConnection,
@@ -60,16 +62,14 @@ export async function restoreDump(
   if (!options.keepOwners) args.push('--no-owner');
   if (options.noPrivileges) args.push('--no-privileges');
   if (options.useList) args.push(`--use-list=${options.useList}`);
-  try {
-    await runTool(pgRestore, [...args, '--', dumpFile], {
-      env: pgChildEnv(db, name),
-      signal: options.signal,
-      permanentErrors: PERMANENT_PG_ERRORS,
-      installHint: PG_INSTALL_HINT,
-    });
-  } catch (error) {
-    throw explainPgToolFailure(error, db.settingPrefix);
-  }
+  await runTool(pgRestore, [...args, '--', dumpFile], {
+    env: pgChildEnv(db, name),
+    signal: options.signal,
+    permanentErrors: [...PERMANENT_PG_ERRORS, ...PERMANENT_RESTORE_ERRORS],
+    installHint: PG_INSTALL_HINT,
+  }).catch((error: unknown) => {
+    throw explainPgToolFailure(explainRestoreToolFailure(error), db.settingPrefix);
+  });
 }
 
 /**

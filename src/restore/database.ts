@@ -8,15 +8,18 @@ import { createEmptyDatabase, dropDatabase } from '../pg/restore.js';
 
 /**
  * The databases a restore creates, and the proof that it created them. A restore only ever
- * writes into a database it created empty (S21); it marks it with a COMMENT naming its workflow,
- * so that a retry after a worker crash in the middle of pg_restore can drop its own half-restored
- * database and start clean, while a database anyone else made is never dropped or reused.
+ * writes into a database it created empty (S21); it marks it with a COMMENT naming its workflow
+ * RUN, so that a retry after a worker crash in the middle of pg_restore can drop its own
+ * half-restored database and start clean, while a database anyone else made is never dropped or
+ * reused. The run id is part of the marker because a workflow id can be used again (the README's
+ * `--workflow-id drill-1` twice, the Web UI's "start like this one"): a later run with the same
+ * workflow id must never take an earlier run's restored database for its own and drop it.
  */
 
 export type Ownership = 'absent' | 'ours' | 'foreign';
 
-export function ownershipMarker(workflowId: string): string {
-  return `erp4-backup: restored by workflow ${workflowId}`;
+export function ownershipMarker(run: { workflowId: string; runId: string }): string {
+  return `erp4-backup: restored by workflow ${run.workflowId} run ${run.runId}`;
 }
 
 /**

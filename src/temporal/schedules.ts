@@ -41,6 +41,13 @@ export interface ScheduleDefinition {
    * with overlap SKIP a backlog never piles up.
    */
   catchupWindowMs: number;
+  /**
+   * The run's workflow execution timeout: shorter than the time to the next run, so a stuck run
+   * (a hung server, a lock, a lost worker) ends by itself instead of making overlap SKIP skip
+   * every later run for days. A run that times out ends without its failure notice; the
+   * Freshness watchdog reports the missed backup or drill.
+   */
+  executionTimeoutMs: number;
 }
 
 const HOUR_MS = 3_600_000;
@@ -101,6 +108,7 @@ export function desiredSchedules(config: Config): ScheduleDefinition[] {
       args: [{ kind: 'daily' }],
       calendars: [calendar(atTime(daily), 'daily backup (S29)')],
       catchupWindowMs: 12 * HOUR_MS,
+      executionTimeoutMs: 20 * HOUR_MS,
     }),
   ];
   if (config.backup.criticalTables.length > 0) {
@@ -113,6 +121,7 @@ export function desiredSchedules(config: Config): ScheduleDefinition[] {
         args: [{ kind: 'critical' }],
         calendars: [calendar({ minute: exactly(critical.minute), hour: every(firstHour, 23, 6) }, 'important tables every 6 h (S9)')],
         catchupWindowMs: 3 * HOUR_MS,
+        executionTimeoutMs: 5 * HOUR_MS,
       }),
       define('weekly-full', {
         when: `every ${weeklyFull.dayOfWeek.toLowerCase()} at ${formatTimeOfDay(weeklyFull)} ${zone}`,
@@ -121,6 +130,7 @@ export function desiredSchedules(config: Config): ScheduleDefinition[] {
         args: [{ kind: 'weekly-full' }],
         calendars: [calendar({ ...atTime(weeklyFull), dayOfWeek: exactly(weeklyFull.dayOfWeek) }, 'weekly full backup of the important tables (S6)')],
         catchupWindowMs: 24 * HOUR_MS,
+        executionTimeoutMs: 24 * HOUR_MS,
       }),
     );
   }
@@ -132,6 +142,8 @@ export function desiredSchedules(config: Config): ScheduleDefinition[] {
       args: [{ backupId: 'latest', repository: drillRepository(config), kind: 'daily' }],
       calendars: [calendar({ ...atTime(restoreDrill), dayOfMonth: exactly(restoreDrill.dayOfMonth) }, 'monthly restore drill (S25)')],
       catchupWindowMs: 72 * HOUR_MS,
+      // The wait for approval (RESTORE_APPROVAL_TIMEOUT) plus the restore, checks and report.
+      executionTimeoutMs: config.restore.approvalTimeoutMs + 12 * HOUR_MS,
     }),
     define('prune', {
       when: `every day at ${formatTimeOfDay(prune)} ${zone}`,
@@ -140,6 +152,7 @@ export function desiredSchedules(config: Config): ScheduleDefinition[] {
       args: [{}],
       calendars: [calendar(atTime(prune), 'prune after the backup window (S8)')],
       catchupWindowMs: 12 * HOUR_MS,
+      executionTimeoutMs: 12 * HOUR_MS,
     }),
     define('freshness', {
       when: 'every 15 minutes',
@@ -148,6 +161,7 @@ export function desiredSchedules(config: Config): ScheduleDefinition[] {
       args: [{}],
       calendars: [calendar({ minute: every(0, 59, 15), hour: every(0, 23, 1) }, 'freshness watchdog (S9)')],
       catchupWindowMs: 10 * MINUTE_MS,
+      executionTimeoutMs: 10 * MINUTE_MS,
     }),
   );
   return schedules;
@@ -170,6 +184,7 @@ function scheduleOptions(config: Config, definition: ScheduleDefinition): Omit<S
       workflowId: definition.scheduleId,
       taskQueue: config.temporal.taskQueue,
       args: definition.args,
+      workflowExecutionTimeout: definition.executionTimeoutMs,
     },
     policies: {
       // A slow backup is never run twice at once.
@@ -184,7 +199,13 @@ function scheduleOptions(config: Config, definition: ScheduleDefinition): Omit<S
 function comparable(config: Config, definition: ScheduleDefinition) {
   return {
     spec: { calendars: definition.calendars, intervals: [], skip: [], timezone: config.timeZone },
-    action: { workflowType: definition.workflowType, workflowId: definition.scheduleId, taskQueue: config.temporal.taskQueue, args: definition.args },
+    action: {
+      workflowType: definition.workflowType,
+      workflowId: definition.scheduleId,
+      taskQueue: config.temporal.taskQueue,
+      args: definition.args,
+      workflowExecutionTimeout: definition.executionTimeoutMs,
+    },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: definition.catchupWindowMs, pauseOnFailure: false },
   };
 }
@@ -194,7 +215,13 @@ function describedComparable(description: ScheduleDescription) {
   return JSON.parse(
     JSON.stringify({
       spec: { calendars: spec.calendars ?? [], intervals: spec.intervals ?? [], skip: spec.skip ?? [], timezone: spec.timezone },
-      action: { workflowType: action.workflowType, workflowId: action.workflowId, taskQueue: action.taskQueue, args: action.args },
+      action: {
+        workflowType: action.workflowType,
+        workflowId: action.workflowId,
+        taskQueue: action.taskQueue,
+        args: action.args,
+        workflowExecutionTimeout: action.workflowExecutionTimeout,
+      },
       policies: { overlap: policies.overlap, catchupWindow: policies.catchupWindow, pauseOnFailure: policies.pauseOnFailure },
     }),
   ) as unknown;

@@ -7,7 +7,8 @@ export interface WebhookReceiver {
   close(): Promise<void>;
 }
 
-export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+/** `status`: what it answers (e.g. 404, a webhook whose token was revoked). */
+export async function startWebhookReceiver(status = 200): Promise<WebhookReceiver> {
   const received: Array<Record<string, unknown>> = [];
   const server: Server = createServer((request, response) => {
     let body = '';
@@ -15,7 +16,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     request.on('data', (chunk: string) => (body += chunk));
     request.on('end', () => {
       received.push(JSON.parse(body) as Record<string, unknown>);
-      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      response.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : 'refused');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -11,8 +11,10 @@ describe('databases a restore creates', () => {
   const s = services();
   const db: DbConnection = { host: s.postgres.host, port: s.postgres.port, user: s.postgres.user, password: s.postgres.password, database: s.postgres.sampleDb };
   const name = `restore_owned_${process.pid}`;
-  const mine = ownershipMarker('drill-test-1');
-  const theirs = ownershipMarker('drill-test-2');
+  const mine = ownershipMarker({ workflowId: 'drill-test-1', runId: '0190d5c2-1111-7000-8000-000000000001' });
+  const theirs = ownershipMarker({ workflowId: 'drill-test-2', runId: '0190d5c2-2222-7000-8000-000000000002' });
+  // The same workflow id started again (`--workflow-id drill-test-1` twice, "start like this one").
+  const mineAgain = ownershipMarker({ workflowId: 'drill-test-1', runId: '0190d5c2-3333-7000-8000-000000000003' });
   afterAll(() => dropDatabase(db, name));
 
   const query = async (database: string, sql: string) => {
@@ -50,6 +52,14 @@ describe('databases a restore creates', () => {
     expect(await dropOwnedDatabase(db, name, theirs)).toBe(false);
     expect(await databaseOwnership(db, name, mine)).toBe('ours');
     await expect(createOwnedDatabase(db, s.postgres.sampleDb, mine)).rejects.toThrow('already exists');
+  });
+
+  it('takes a later run of the same workflow id for someone else: it neither reuses nor drops the earlier run\'s database', async () => {
+    await query(name, 'CREATE TABLE restored_by_the_first_run (id int)');
+    expect(await databaseOwnership(db, name, mineAgain)).toBe('foreign');
+    await expect(createOwnedDatabase(db, name, mineAgain)).rejects.toThrow(`database "${name}" already exists and was not created by this restore`);
+    expect(await dropOwnedDatabase(db, name, mineAgain)).toBe(false);
+    expect(await query(name, "SELECT to_regclass('restored_by_the_first_run') IS NOT NULL AS kept")).toEqual([{ kept: true }]);
     expect(await dropOwnedDatabase(db, name, mine)).toBe(true);
     expect(await databaseOwnership(db, name, mine)).toBe('absent');
   });

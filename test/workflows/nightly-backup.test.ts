@@ -206,11 +206,12 @@ describe('NightlyBackup against an SFTP host with another host key', () => {
       expect(error).toBeInstanceOf(WorkflowFailedError);
       expect(failureMessages(error)).toMatch(/REMOTE_HOST/);
       expect((await readCatalog(product.runtime.repositories.get('local')!, 'test')).backups).toEqual([]);
-      // Non-retryable: one attempt, one notice naming the step and the cause.
+      // Non-retryable: one attempt, one notice naming the step and the cause. Planning meets the
+      // host first (it looks for an existing backup of the id in every repository): nothing is dumped.
       expect(webhook.received).toHaveLength(1);
-      expect(webhook.received[0]).toMatchObject({ event: 'backup-failed', env: 'test', kind: 'daily', failed_step: 'transferring' });
+      expect(webhook.received[0]).toMatchObject({ event: 'backup-failed', env: 'test', kind: 'daily', failed_step: 'planning' });
       expect(String(webhook.received[0]!.error)).toMatch(/REMOTE_HOST .* presented host key SHA256:/);
-      expect(String(webhook.received[0]!.text)).toContain('failed at transferring');
+      expect(String(webhook.received[0]!.text)).toContain('failed at planning');
     } finally {
       await product.close();
       await webhook.close();

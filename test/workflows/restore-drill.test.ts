@@ -159,7 +159,7 @@ describe('RestoreDrill', () => {
 
     expect(result).toMatchObject({ outcome: 'passed', backupId: backup.backupId });
     // keepScratch: the scratch database stays, still marked as this drill's.
-    expect(await databaseOwnership(harnessDb(s), result.database!, ownershipMarker(workflowId))).toBe('ours');
+    expect(await databaseOwnership(harnessDb(s), result.database!, ownershipMarker({ workflowId, runId: handle.firstExecutionRunId }))).toBe('ours');
     await dropDatabase(harnessDb(s), result.database!);
     expect((await readReport(result.reportKeys, 'sftp')).target).toMatchObject({ database: result.database, kept: true });
   });

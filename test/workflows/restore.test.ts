@@ -19,6 +19,8 @@ import { services } from '../helpers/services.js';
 // on approvals from two different people of two different roles, into a target it creates empty.
 describe('Restore', () => {
   const s = services();
+  /** The run of the approved Restore: its marker is on the target it restored. */
+  let approvedRun: { workflowId: string; runId: string } | undefined;
   const target = `erp4_restored_${process.pid}`;
   const role = `restore_test_role_${process.pid}`;
   let assetDir: string;
@@ -106,6 +108,7 @@ describe('Restore', () => {
   it('proceeds on two approvers of two roles: shows the roles first, applies them, creates the target empty and restores into it', async () => {
     const workflowId = `restore-approved-${process.pid}`;
     const handle = await startRestore(workflowId, { backupId: backup.backupId, applyGlobals: true });
+    approvedRun = { workflowId, runId: handle.firstExecutionRunId };
     const waiting = await waitForStatus(handle, inPhase('awaiting-approval'));
     expect(waiting.globals).toMatchObject({ apply: true, skipped: [s.postgres.user] });
     // Roles other test files create meanwhile may show up too: the cluster is shared.
@@ -121,7 +124,7 @@ describe('Restore', () => {
     expect(result.checks.filter((c) => !c.passed)).toEqual([]);
     expect(result.checks.map((c) => c.kind)).toEqual(expect.arrayContaining(['fingerprint', 'assets', 'http']));
     // The restore created the target itself (its marker), and the roles of the backup exist again.
-    expect(await databaseOwnership(harnessDb(s), target, ownershipMarker(workflowId))).toBe('ours');
+    expect(await databaseOwnership(harnessDb(s), target, ownershipMarker(approvedRun!))).toBe('ours');
     expect(await roleExists()).toBe(true);
     const files = (await readdir(assetDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
     expect(files.length).toBeGreaterThan(0);
@@ -151,7 +154,7 @@ describe('Restore', () => {
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     const message = ((failure as WorkflowFailedError).cause as Error).message;
     expect(message).toContain(`Restore failed at selecting: RESTORE_TARGET_DB: database "${target}" already exists and was not created by this restore`);
-    expect(await databaseOwnership(harnessDb(s), target, ownershipMarker(`restore-approved-${process.pid}`))).toBe('ours');
+    expect(await databaseOwnership(harnessDb(s), target, ownershipMarker(approvedRun!))).toBe('ours');
   });
 
   it('DRILL_PREAPPROVED lets a drill restore into its scratch database without waiting (and never a Restore: see the first test)', async () => {

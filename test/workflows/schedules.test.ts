@@ -99,6 +99,24 @@ describe('schedules apply | list | pause | unpause | trigger', () => {
     expect((await product.client.schedule.getHandle(scheduleId(envName, 'prune')).describe()).state.paused).toBe(false);
   });
 
+  it('gives every scheduled run an execution timeout shorter than the time to its next run, and apply adds it to a schedule without one', async () => {
+    for (const description of await describeAll()) {
+      const timeout = description.action.type === 'startWorkflow' ? description.action.workflowExecutionTimeout : undefined;
+      const [next, after] = description.info.nextActionTimes;
+      expect(timeout, description.scheduleId).toBeGreaterThan(0);
+      expect(timeout!, description.scheduleId).toBeLessThan(after!.getTime() - next!.getTime());
+    }
+    const daily = product.client.schedule.getHandle(scheduleId(envName, 'daily'));
+    expect((await daily.describe()).action).toMatchObject({ workflowExecutionTimeout: 20 * 3_600_000 });
+    // A schedule made before the timeout existed: the next apply updates it.
+    await daily.update((previous) => ({ ...previous, action: { ...previous.action, workflowExecutionTimeout: undefined } }) as typeof previous);
+    expect((await daily.describe()).action).not.toHaveProperty('workflowExecutionTimeout', 20 * 3_600_000);
+    const out = collector();
+    await schedulesApplyCommand(product.config, out.stream);
+    expect(out.text().match(/^updated\s+\S+/gm)).toEqual([expect.stringMatching(/^updated\s+daily$/)]);
+    expect((await daily.describe()).action).toMatchObject({ workflowExecutionTimeout: 20 * 3_600_000 });
+  });
+
   it('lists the next runs in TIME_ZONE, right across month boundaries', async () => {
     const out = collector();
     const statuses = await schedulesListCommand(product.config, { json: false, from: new Date('2027-01-30T00:00:00+09:00'), count: 3 }, out.stream);
