@@ -28,8 +28,11 @@ export function freshnessGaugeTags(namespace: string, taskQueue: string): Record
   return { namespace, taskQueue, workflowType: 'Freshness' };
 }
 
-export function recordFreshnessGauges(meter: MetricMeter, facts: FreshnessFacts, now: Date, openIncidents: number): void {
-  meter.createGauge(FRESHNESS_METRICS.openIncidents, 'int', '', 'incidents the freshness watchdog has announced and not yet seen recover').set(openIncidents);
+/** `openIncidents` undefined: unknown (the incident file could not be read), the gauge is left as it is. */
+export function recordFreshnessGauges(meter: MetricMeter, facts: FreshnessFacts, now: Date, openIncidents: number | undefined): void {
+  if (openIncidents !== undefined) {
+    meter.createGauge(FRESHNESS_METRICS.openIncidents, 'int', '', 'incidents the freshness watchdog has announced and not yet seen recover').set(openIncidents);
+  }
   recordObjectives(meter, facts);
   recordCatalog(meter, facts, now);
   recordDrill(meter, facts.repositories.flatMap((repository) => repository.drills));

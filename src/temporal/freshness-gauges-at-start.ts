@@ -19,8 +19,9 @@ export function publishFreshnessGaugesAtStart(runtime: BackupRuntime, config: Pi
   const activities = createFreshnessActivities(runtime);
   const publish = async () => {
     const now = new Date();
-    const [facts, open] = await Promise.all([activities.gatherFreshnessFacts(), activities.loadOpenIncidents()]);
-    recordFreshnessGauges(metricMeter.withTags(freshnessGaugeTags(config.temporal.namespace, config.temporal.taskQueue)), facts, now, open.length);
+    // The incident count is the one gauge that needs the local repository: the others do not wait for it.
+    const [facts, open] = await Promise.all([activities.gatherFreshnessFacts(), activities.loadOpenIncidents().catch(() => undefined)]);
+    recordFreshnessGauges(metricMeter.withTags(freshnessGaugeTags(config.temporal.namespace, config.temporal.taskQueue)), facts, now, open?.length);
   };
   publish().then(
     () => logger.debug('erp4-backup worker: freshness gauges set from the catalog'),
