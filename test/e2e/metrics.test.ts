@@ -134,6 +134,7 @@ describe('the worker Prometheus endpoint and log', () => {
     expect(newest).toBeGreaterThan(Date.now() / 1000 - 600);
     expect(sample(text, FRESHNESS_METRICS.objective, { ...freshnessSeries, objective: 'rpo_daily' })).toBe(86_400);
     expect(sample(text, FRESHNESS_METRICS.objective, { ...freshnessSeries, objective: 'offsite_max_lag' })).toBe(7_200);
+    expect(sample(text, FRESHNESS_METRICS.objective, { objective: 'rpo_critical' }), 'no RPO_CRITICAL without CRITICAL_TABLES').toBeUndefined();
     expect(sample(text, FRESHNESS_METRICS.drillLastPassed, freshnessSeries)).toBe(1);
     expect(sample(text, FRESHNESS_METRICS.drillRto, freshnessSeries)).toBeGreaterThan(0);
     expect(sample(text, FRESHNESS_METRICS.offsiteMissingSince, { ...freshnessSeries, repository: 'sftp' })).toBeGreaterThan(Date.now() / 1000 - 60);

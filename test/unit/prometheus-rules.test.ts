@@ -52,6 +52,20 @@ describe(DASHBOARD_FILE, () => {
   });
 });
 
+describe("the README's alert examples", () => {
+  const readme = readFileSync('README.md', 'utf8');
+  const squash = (text: string) => text.replace(/\s+/g, ' ').trim();
+  const stale = [...readme.matchAll(/```promql\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const absent = /`(absent\([^`]*\))`/.exec(readme)?.[1];
+
+  it('are the stale-backup rule that promtool tests, and an absent() rule on the metric it tests', () => {
+    expect(stale).toHaveLength(1);
+    expect(squash(ruleExpressions().get('Erp4BackupStaleDaily')!)).toContain(squash(stale[0]!));
+    expect(absent).toBe('absent(erp4_freshness_objective_seconds{env="prod"})');
+    expect(ruleExpressions().get('Erp4BackupMetricsAbsent')).toMatch(/^absent\(erp4_freshness_objective_seconds\{/);
+  });
+});
+
 describe('metricNamesIn', () => {
   it('finds the selected metrics, not functions, keywords, labels, strings or durations', () => {
     expect(
