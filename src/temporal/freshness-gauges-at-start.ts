@@ -19,7 +19,7 @@ export function publishFreshnessGaugesAtStart(runtime: BackupRuntime, config: Pi
   const activities = createFreshnessActivities(runtime);
   const publish = async () => {
     const now = new Date();
-    // The incident count is the one gauge that needs the local repository: the others do not wait for it.
+    // Only the incident count needs the local repository: when it cannot be read, the other gauges are still set.
     const [facts, open] = await Promise.all([activities.gatherFreshnessFacts(), activities.loadOpenIncidents().catch(() => undefined)]);
     recordFreshnessGauges(metricMeter.withTags(freshnessGaugeTags(config.temporal.namespace, config.temporal.taskQueue)), facts, now, open?.length);
   };
