@@ -13,6 +13,9 @@
 #                  PG_MAJOR when set, else the distribution's default (Debian 12: 15, Debian 13:
 #                  17, Ubuntu 24.04: 16); PG_BIN_DIR overrides where its programs are.
 #
+#   promtool       Debian package prometheus, the same way (it is the server's package: where
+#                  systemd runs, apt starts prometheus.service on :9090; the tests need only promtool)
+#
 #   scripts/provision.sh --which-postgresql   prints the package and bin directory it would use
 #
 # Python packages go to the project-local, git-ignored venv .tools/venv.
@@ -52,6 +55,8 @@ missing_debian_packages() {
   command -v gpg >/dev/null || echo gnupg
   command -v jq >/dev/null || echo jq
   command -v systemd-analyze >/dev/null || echo systemd
+  # promtool (checks and unit-tests deploy/prometheus/): Debian ships it only with the server.
+  command -v promtool >/dev/null || echo prometheus
 }
 
 install_debian_packages() {

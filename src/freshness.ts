@@ -141,16 +141,28 @@ function drillFindings(drills: readonly DrillFact[], maxAgeMs: number, now: numb
 }
 
 /**
- * How long the off-site repository has lacked a backup the local one holds: the age of the
- * oldest local backup newer than everything off-site. Older backups the off-site copy never
- * had (added later, or pruned on another schedule) do not count.
+ * The local backups the off-site repository lacks: those newer than everything off-site. Older
+ * backups the off-site copy never had (added later, or pruned on another schedule) do not
+ * count. How long it has lacked them is the age of the oldest.
  */
-function offsiteLag(local: RepositoryFacts, offsite: RepositoryFacts, maxLagMs: number, now: number): Finding | undefined {
+function missingOffsite(local: RepositoryFacts, offsite: RepositoryFacts): BackupFact[] {
   const offsiteIds = new Set(offsite.backups.map((b) => b.id));
   const newestOffsite = newest(offsite.backups, (b) => time(b.generatedAt));
-  const missing = local.backups.filter(
-    (b) => !offsiteIds.has(b.id) && (newestOffsite === undefined || time(b.generatedAt) > time(newestOffsite.generatedAt)),
-  );
+  return local.backups.filter((b) => !offsiteIds.has(b.id) && (newestOffsite === undefined || time(b.generatedAt) > time(newestOffsite.generatedAt)));
+}
+
+/**
+ * Since when the off-site repository has lacked a backup the local one holds: the generatedAt
+ * of the oldest missing one (missingOffsite), or `now` when nothing is missing.
+ */
+export function offsiteMissingSince(local: RepositoryFacts, offsite: RepositoryFacts, now: number): number {
+  const oldestMissing = newest(missingOffsite(local, offsite), (b) => -time(b.generatedAt));
+  return oldestMissing === undefined ? now : time(oldestMissing.generatedAt);
+}
+
+function offsiteLag(local: RepositoryFacts, offsite: RepositoryFacts, maxLagMs: number, now: number): Finding | undefined {
+  const newestOffsite = newest(offsite.backups, (b) => time(b.generatedAt));
+  const missing = missingOffsite(local, offsite);
   const oldestMissing = newest(missing, (b) => -time(b.generatedAt));
   if (!oldestMissing) return undefined;
   const lag = now - time(oldestMissing.generatedAt);

@@ -1,6 +1,7 @@
 import { ApplicationFailure, metricMeter, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { evaluateFreshness, reconcileIncidents, type DrillFact, type FreshnessFacts, type OpenIncident } from '../src/freshness.js';
+import { evaluateFreshness, reconcileIncidents, type OpenIncident } from '../src/freshness.js';
+import { recordFreshnessGauges } from './freshness-metrics.js';
 import type { FreshnessInput, FreshnessResult } from './messages.js';
 
 const reading = proxyActivities<Activities>({
@@ -49,9 +50,7 @@ export async function Freshness(input: FreshnessInput = {}): Promise<FreshnessRe
   }
   if (opened.length > 0 || recovered.length > 0) await reading.saveOpenIncidents(stillOpen);
 
-  metricMeter.createGauge('erp4_freshness_open_incidents', 'int', '', 'incidents the freshness watchdog has announced and not yet seen recover').set(stillOpen.length);
-  recordCatalogMetrics(facts);
-  recordDrillMetrics(facts.repositories.flatMap((repository) => repository.drills));
+  recordFreshnessGauges(metricMeter, facts, now, stillOpen.length);
 
   if (unsent.length > 0) {
     throw ApplicationFailure.nonRetryable(`Freshness: ${unsent.length} notice(s) not sent: ${unsent.join('; ')}`, 'NoticeNotSent');
@@ -69,32 +68,4 @@ export async function Freshness(input: FreshnessInput = {}): Promise<FreshnessRe
 function failureMessage(error: unknown): string {
   const cause = (error as { cause?: unknown }).cause;
   return cause instanceof Error ? cause.message : (error as Error).message;
-}
-
-/** What each repository's catalog shows, every 15 minutes: true after a worker restart too. */
-function recordCatalogMetrics(facts: FreshnessFacts): void {
-  const newestBackup = metricMeter.createGauge(
-    'erp4_backup_newest_timestamp_seconds',
-    'float',
-    's',
-    'generated_at of the newest complete backup of each kind in each repository, as its catalog shows it',
-  );
-  for (const repository of facts.repositories) {
-    const newestByKind = new Map<string, number>();
-    for (const backup of repository.backups) {
-      newestByKind.set(backup.kind, Math.max(newestByKind.get(backup.kind) ?? 0, Date.parse(backup.generatedAt) / 1000));
-    }
-    for (const [kind, seconds] of newestByKind) newestBackup.set(seconds, { kind, repository: repository.name });
-  }
-}
-
-/** The newest drill's result and measured RTO, from its report: drills are judged by what they recorded. */
-function recordDrillMetrics(drills: readonly DrillFact[]): void {
-  const latest = drills.reduce<DrillFact | undefined>((best, drill) => (best === undefined || Date.parse(drill.finishedAt) > Date.parse(best.finishedAt) ? drill : best), undefined);
-  if (!latest) return;
-  metricMeter.createGauge('erp4_drill_last_finished_timestamp_seconds', 'float', 's', 'when the newest restore drill finished').set(Date.parse(latest.finishedAt) / 1000);
-  metricMeter.createGauge('erp4_drill_last_passed', 'int', '', '1 when the newest restore drill passed, 0 otherwise').set(latest.outcome === 'passed' ? 1 : 0);
-  if (latest.rtoMs !== undefined) {
-    metricMeter.createGauge('erp4_drill_rto_seconds', 'float', 's', 'recovery time measured by the newest restore drill (S9 RTO)').set(latest.rtoMs / 1000);
-  }
 }

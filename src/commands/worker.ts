@@ -5,6 +5,7 @@ import { createBackupRuntime } from '../runtime.js';
 import { openNativeConnection } from '../temporal/connect.js';
 import { stopGracefullyOnSignals } from '../temporal/graceful-shutdown.js';
 import { createBackupWorker } from '../temporal/worker.js';
+import { publishFreshnessGaugesAtStart } from '../temporal/freshness-gauges-at-start.js';
 
 /**
  * `erp4-backup worker`: reads its configuration (and secrets) from its own environment, polls
@@ -29,6 +30,7 @@ export async function workerCommand(config: Config): Promise<void> {
       `erp4-backup worker: env ${config.env}, task queue ${config.temporal.taskQueue} on ${config.temporal.connection.describe()}, ` +
         `repositories ${[...runtime.repositories.keys()].join(', ')}`,
     );
+    publishFreshnessGaugesAtStart(runtime, config);
     const stop = stopGracefullyOnSignals([worker], config.worker.shutdownGraceMs, (line) => log.info(`erp4-backup worker: ${line}`));
     try {
       await worker.run();
