@@ -2,12 +2,14 @@ import { createBackupActivities } from './backup.js';
 import { createRestoreActivities } from './restore.js';
 import { failFastOnPermanentErrors } from './failures.js';
 import { createFreshnessActivities } from './freshness.js';
+import { createHostActivities } from './host.js';
 import { createPruneActivities } from './prune.js';
 import type { BackupRuntime } from './runtime.js';
 
 export type { BackupRuntime } from './runtime.js';
 export type { StagedArtifact, BackupPlan } from './backup.js';
 export type { RestorePlan, PlainDigests } from './restore.js';
+export type { HostClaim } from './host.js';
 
 /**
  * Every activity, bound to the worker's runtime (samples-typescript's createActivities(deps)).
@@ -20,6 +22,7 @@ export function createActivities(runtime: BackupRuntime) {
     ...createRestoreActivities(runtime),
     ...createFreshnessActivities(runtime),
     ...createPruneActivities(runtime),
+    ...createHostActivities(runtime),
   };
   return Object.fromEntries(
     Object.entries(activities).map(([name, fn]) => [name, failFastOnPermanentErrors(fn as (...args: unknown[]) => Promise<unknown>)]),

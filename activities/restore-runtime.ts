@@ -22,6 +22,8 @@ export interface RestoreSettings {
   approvalTimeoutMs: number;
   /** DRILL_PREAPPROVED: scheduled drills restore into their scratch database without waiting. */
   drillPreApproved: boolean;
+  /** DRILL_DECRYPT_BEFORE_APPROVAL: drills may decrypt while they wait; a production Restore never does. */
+  drillDecryptBeforeApproval: boolean;
   /** RESTORE_TARGET_DB: the database a production Restore creates (default DB_NAME). */
   targetDatabase: string;
   /** RESTORE_ASSET_DIR: where a production Restore puts the PDF files (default ASSET_DIR). */

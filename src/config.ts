@@ -55,6 +55,7 @@
  * | TEMPORAL_ADDRESS | `127.0.0.1:7233` | Temporal frontend `host:port` |
  * | TEMPORAL_NAMESPACE | `default` | Temporal namespace |
  * | TEMPORAL_TASK_QUEUE | `erp4-backup` | task queue of the worker |
+ * | WORKER_HOST_ID | host name + `-` + 8 hex of sha256(BACKUP_DIR) | this worker's host identity: work needing its disk goes to task queue `<TEMPORAL_TASK_QUEUE>/host/<id>`; `[A-Za-z0-9][A-Za-z0-9._-]{0,99}`; keep it stable across restarts |
  * | CRITICAL_TABLES | none | S6/S9: comma list of `table` or `schema.table` (lower-case identifiers; schema defaults to `public`) |
  * | SCHEMA_VERSION_QUERY | - | S14: SQL returning one value, recorded as `schema_version` |
  * | FINGERPRINT_QUERIES_FILE | every table | S26: JSON array `[{"table": "public.invoices", "sums": ["amount"]}]`: the tables (row counts) and numeric columns (sums) of the fingerprint, replacing the default scan of every table for large databases |
@@ -65,6 +66,7 @@
  * | RESTORE_TARGET_DB | DB_NAME | S21: the database a production Restore creates empty and loads; it must not exist yet (at most 63 bytes) |
  * | RESTORE_ASSET_DIR | ASSET_DIR | S23: absolute directory a production Restore puts the PDF files into; must be absent or empty |
  * | RESTORE_SMOKE_URLS | none | S21: comma list of http(s) URLs that must answer 2xx after a production Restore |
+ * | DRILL_DECRYPT_BEFORE_APPROVAL | `true` | S25: `true` lets drills decrypt while they wait for approve-restore (shorter wall time to a restored drill); `false` decrypts after approval, as a production Restore always does |
  * | DRILL_PREAPPROVED | `false` | S25: `true` lets drills restore into their scratch database without approve-restore (scheduled drills); a production Restore always waits |
  * | DRILL_LATEST_DATA_QUERY | - | S27: SQL returning the time of the newest row (e.g. `SELECT max(issued_at) FROM invoices`); must be no older than generated_at minus RPO_DAILY (RPO_CRITICAL for critical and weekly-full backups) |
  * | DRILL_CHECKS_FILE | - | S26: SQL file of named checks: `-- name: <name>` blocks, each returning one row with `expected` and `actual` |
@@ -88,6 +90,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { z } from 'zod';
+import { defaultHostId, HOST_ID } from './host.js';
 import { parseFingerprintSpec, type FingerprintTable } from './pg/fingerprint.js';
 import { parseChecksFile, type NamedQuery } from './restore/checks-file.js';
 import {
@@ -244,6 +247,8 @@ export interface Config {
     readonly assetsFile: string | undefined;
   };
   readonly temporal: { readonly address: string; readonly namespace: string; readonly taskQueue: string };
+  /** WORKER_HOST_ID: this worker process's host (its BACKUP_DIR), see src/host.ts. */
+  readonly host: { readonly id: string };
   readonly backup: {
     readonly criticalTables: readonly { readonly schema: string; readonly table: string }[];
     readonly schemaVersionQuery: string | undefined;
@@ -261,6 +266,8 @@ export interface Config {
   };
   readonly drill: {
     readonly preApproved: boolean;
+    /** DRILL_DECRYPT_BEFORE_APPROVAL: a production Restore never decrypts before approval. */
+    readonly decryptBeforeApproval: boolean;
     readonly latestDataQuery: string | undefined;
     /** DRILL_CHECKS_FILE, parsed at load time so a malformed file stops the worker at start. */
     readonly checks: { readonly file: string; readonly queries: readonly NamedQuery[] } | undefined;
@@ -354,6 +361,7 @@ export const CONFIG_VARIABLES = [
   'TEMPORAL_ADDRESS',
   'TEMPORAL_NAMESPACE',
   'TEMPORAL_TASK_QUEUE',
+  'WORKER_HOST_ID',
   'CRITICAL_TABLES',
   'SCHEMA_VERSION_QUERY',
   'FINGERPRINT_QUERIES_FILE',
@@ -365,6 +373,7 @@ export const CONFIG_VARIABLES = [
   'RESTORE_ASSET_DIR',
   'RESTORE_SMOKE_URLS',
   'DRILL_PREAPPROVED',
+  'DRILL_DECRYPT_BEFORE_APPROVAL',
   'DRILL_LATEST_DATA_QUERY',
   'DRILL_CHECKS_FILE',
   'DRILL_SMOKE_URLS',
@@ -797,6 +806,10 @@ function envShape(backupDir: string) {
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/, invalid('a task queue name (e.g. erp4-backup)'))
       .default('erp4-backup'),
+    WORKER_HOST_ID: z
+      .string()
+      .regex(HOST_ID, invalid("1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. backup-1)"))
+      .default(defaultHostId(os.hostname(), backupDir)),
 
     CRITICAL_TABLES: commaList(
       'table or schema.table in lower-case PostgreSQL identifiers (e.g. invoices,accounting.payments)',
@@ -822,6 +835,10 @@ function envShape(backupDir: string) {
       .enum(['true', 'false', '1', '0'], invalid('true or false'))
       .transform((value) => value === 'true' || value === '1')
       .default(false),
+    DRILL_DECRYPT_BEFORE_APPROVAL: z
+      .enum(['true', 'false', '1', '0'], invalid('true or false'))
+      .transform((value) => value === 'true' || value === '1')
+      .default(true),
     DRILL_LATEST_DATA_QUERY: z.string().regex(/\S/, invalid('an SQL query returning the time of the newest row')).optional(),
     DRILL_CHECKS_FILE: parsed('a readable SQL file of "-- name: <name>" blocks, each a query returning one row with columns expected and actual', checksFile).optional(),
     DRILL_SMOKE_URLS: urlList('http(s) URLs separated by commas (e.g. http://drill-app:3000/health)').default(() => []),
@@ -1051,6 +1068,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       assetsFile: v.BACKUP_ASSETS_FILE,
     },
     temporal: { address: v.TEMPORAL_ADDRESS, namespace: v.TEMPORAL_NAMESPACE, taskQueue: v.TEMPORAL_TASK_QUEUE },
+    host: { id: v.WORKER_HOST_ID },
     backup: {
       criticalTables: v.CRITICAL_TABLES,
       schemaVersionQuery: v.SCHEMA_VERSION_QUERY,
@@ -1065,6 +1083,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     drill: {
       preApproved: v.DRILL_PREAPPROVED,
+      decryptBeforeApproval: v.DRILL_DECRYPT_BEFORE_APPROVAL,
       latestDataQuery: v.DRILL_LATEST_DATA_QUERY,
       checks: v.DRILL_CHECKS_FILE,
       smokeUrls: v.DRILL_SMOKE_URLS,

@@ -15,7 +15,7 @@ import { startTemporalDevServer } from './dev/temporal-server.js';
 import { backupIdFor } from './layout.js';
 import { parseManifest } from './manifest.js';
 import { createBackupRuntime } from './runtime.js';
-import { createBackupWorker } from './temporal/worker.js';
+import { createBackupWorkers, runWorkers } from './temporal/worker.js';
 import { projectRoot, loadToolPaths } from './tools.js';
 import type { NightlyBackup } from '../workflows/index.js';
 
@@ -84,10 +84,10 @@ async function main(): Promise<void> {
     const config = loadConfig(env);
     const runtime = await createBackupRuntime(config);
     const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-    const worker = await createBackupWorker({ connection: nativeConnection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, runtime });
-    const running = worker.run();
+    const workers = await createBackupWorkers({ connection: nativeConnection, namespace: config.temporal.namespace, runtime });
+    const running = runWorkers(workers);
     stops.unshift(async () => {
-      worker.shutdown();
+      for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await nativeConnection.close();
     });

@@ -20,6 +20,7 @@ export async function RestoreDrill(input: RestoreDrillInput = {}): Promise<Resto
     kind: input.kind,
     approvalTimeoutSeconds: input.approvalTimeoutSeconds,
     heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
+    hostTimeoutSeconds: input.hostTimeoutSeconds,
     keepScratch: input.keepScratch === true,
     applyGlobals: false,
   });

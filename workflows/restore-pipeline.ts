@@ -38,20 +38,25 @@ import {
   type RestoreStatus,
 } from './messages.js';
 import { heartbeatTimeoutSeconds } from './heartbeat-timeout.js';
+import { hostTimeoutSeconds, isHostLost, onOneHost } from './on-one-host.js';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 120;
 
 // Long steps heartbeat; a dead worker is noticed within the heartbeat timeout (RestoreSelection.
 // heartbeatTimeoutSeconds) and the step is retried elsewhere. On cancellation the workflow waits
 // until the step has really stopped (pg_restore killed), so the cleanup never races it.
-function activitiesFor(heartbeatSeconds: number) {
+function activitiesFor(heartbeatSeconds: number, host?: { taskQueue: string; timeoutSeconds: number }) {
+  // On a host queue a lost host shows as a schedule-to-start timeout (workflows/on-one-host.ts).
+  const queue = host ? { taskQueue: host.taskQueue, scheduleToStartTimeout: host.timeoutSeconds * 1000 } : {};
   const longWork = proxyActivities<Activities>({
+    ...queue,
     startToCloseTimeout: '12h',
     heartbeatTimeout: heartbeatSeconds * 1000,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: Math.min(10_000, (heartbeatSeconds * 1000) / 3), backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 10 },
   });
   const shortWork = proxyActivities<Activities>({
+    ...queue,
     startToCloseTimeout: '5m',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
   });
@@ -69,15 +74,24 @@ export interface PipelineOptions extends RestoreSelection {
  * The one pipeline behind RestoreDrill and Restore (DESIGN.md):
  *
  *   select the backup -> download + verify EVERY artifact (nothing decrypted or restored before)
- *   -> decrypt -> wait for `approve-restore` (reminder at half time, `not-approved` at the end)
+ *   -> wait for `approve-restore` (reminder at half time, `not-approved` at the end) -> decrypt
  *   -> [apply roles] -> create the database empty, pg_restore -> unpack the files -> checks
  *   -> cleanup -> report (JSON + Markdown, phase durations = measured RTO) -> notice on failure.
+ *
+ * No plaintext before approval: a production Restore decrypts only after it (its roles plan is
+ * read from the globals artifact in memory); a drill decrypts before it when
+ * DRILL_DECRYPT_BEFORE_APPROVAL (the default), for a shorter wait once approved.
+ *
+ * Download to assets runs on ONE host (workflows/on-one-host.ts), whose staging holds the files;
+ * a host lost on the way: the chain starts again from the download on a live host (an approval
+ * already given still counts). Planning, checks and the report use the shared queue.
  *
  * `cancel-restore` stops it at any phase; the cleanup and the report always run. A failure
  * fails the workflow after the report is stored; `not-approved` and `cancelled` complete it.
  */
 export async function runRestorePipeline(options: PipelineOptions): Promise<RestoreResult> {
-  const { longWork, shortWork } = activitiesFor(heartbeatTimeoutSeconds(options.heartbeatTimeoutSeconds, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS));
+  const heartbeatSeconds = heartbeatTimeoutSeconds(options.heartbeatTimeoutSeconds, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS);
+  const { longWork, shortWork } = activitiesFor(heartbeatSeconds);
   const info = workflowInfo();
   const run = { workflowId: info.workflowId, runId: info.runId };
   const startedAtMs = Date.now();
@@ -90,6 +104,9 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
   let plain: PlainDigests = {};
   let globals: GlobalsPlan | undefined;
   let deadline: string | undefined;
+  let chainHost: { hostId: string; shortWork: ReturnType<typeof activitiesFor>['shortWork'] } | undefined;
+  const hostsLost: string[] = [];
+  let decryption: RestoreStatus['decryption'];
   let checks: CheckResult[] = [];
   let failure: { step: string; cause: string } | undefined;
   let cancelRequest: CancelRestoreSignal | undefined;
@@ -117,6 +134,9 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
         }
       : {}),
     approvals: { ...approvals(), preApproved: plan?.preApproved ?? false, ...(deadline ? { deadline } : {}) },
+    ...(chainHost ? { host: chainHost.hostId } : {}),
+    hostsLost: [...hostsLost],
+    ...(decryption ? { decryption } : {}),
     ...(globals ? { globals: { ...globals, apply: options.applyGlobals } } : {}),
     phases: [...phases],
     checks,
@@ -172,32 +192,64 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
         { key: backupKindSearchAttribute, value: plan.backup.kind },
       ]);
       const staged = { ...run, repository: plan.repository, backup: plan.backup };
+      const restorePlan = plan;
+      const hostSeconds = hostTimeoutSeconds(options.hostTimeoutSeconds);
+      let approved = plan.preApproved;
+      let waited = false;
 
-      enter('downloading');
-      await longWork.fetchArtifacts(staged);
-      enter('decrypting');
-      plain = await longWork.decryptArtifacts(staged);
-      if (options.mode === 'restore' && plan.backup.artifacts.globals) globals = await shortWork.planGlobals({ ...staged, plain });
+      const chained = await onOneHost({
+        claim: () => shortWork.claimHost(),
+        onHostLost: async (lost) => {
+          hostsLost.push(lost.hostId);
+          chainHost = undefined;
+        },
+        chain: async (host) => {
+          const onHost = activitiesFor(heartbeatSeconds, { taskQueue: host.taskQueue, timeoutSeconds: hostSeconds });
+          chainHost = { hostId: host.hostId, shortWork: onHost.shortWork };
+          const decrypt = async () => {
+            enter('decrypting');
+            plain = await onHost.longWork.decryptArtifacts(staged);
+            decryption = { finishedAt: new Date(Date.now()).toISOString(), beforeApproval: !approved, host: host.hostId };
+          };
 
-      enter('awaiting-approval');
-      if (!plan.preApproved && !(await waitForApproval(plan.approvalTimeoutMs))) {
+          enter('downloading');
+          await onHost.longWork.fetchArtifacts(staged);
+          let decrypted = false;
+          if (restorePlan.decryptBeforeApproval || approved) {
+            await decrypt();
+            decrypted = true;
+          }
+          if (options.mode === 'restore' && restorePlan.backup.artifacts.globals && !globals) globals = await onHost.shortWork.planGlobals({ ...staged, plain });
+
+          if (!waited) {
+            enter('awaiting-approval');
+            if (!restorePlan.preApproved && !(await waitForApproval(restorePlan.approvalTimeoutMs))) return { approved: false as const };
+            waited = true;
+            approved = true;
+          }
+          if (!decrypted) await decrypt();
+          if (globals && options.applyGlobals) {
+            enter('applying-globals');
+            await onHost.longWork.applyGlobals({ ...staged, plain, plan: globals });
+          }
+
+          enter('restoring-database');
+          databaseStarted = true;
+          await onHost.longWork.restoreDatabase({ ...staged, plain, mode: options.mode, keepOwners: options.applyGlobals });
+          databaseComplete = true;
+          let files;
+          if (restorePlan.backup.artifacts.assets) {
+            enter('restoring-assets');
+            files = await onHost.longWork.restoreAssets({ ...staged, plain, mode: options.mode });
+          }
+          return { approved: true as const, files };
+        },
+      });
+      if (!chained.approved) {
         outcome = 'not-approved';
         return;
       }
-      if (globals && options.applyGlobals) {
-        enter('applying-globals');
-        await longWork.applyGlobals({ ...staged, plain, plan: globals });
-      }
-
-      enter('restoring-database');
-      databaseStarted = true;
-      await longWork.restoreDatabase({ ...staged, plain, mode: options.mode, keepOwners: options.applyGlobals });
-      databaseComplete = true;
-      let files;
-      if (plan.backup.artifacts.assets) {
-        enter('restoring-assets');
-        files = await longWork.restoreAssets({ ...staged, plain, mode: options.mode });
-      }
+      const files = chained.files;
 
       enter('checking');
       checks = await longWork.runRestoreChecks({ ...staged, mode: options.mode, ...(files ? { files } : {}) });
@@ -229,7 +281,15 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       const dropDatabase = options.mode === 'drill' ? !options.keepScratch : databaseStarted && !databaseComplete;
       const keepFiles = options.mode === 'drill' && options.keepScratch;
       try {
-        const cleaned = await shortWork.cleanUpRestore({ ...run, mode: options.mode, backup: plan.backup, dropDatabase, keepFiles });
+        const cleanUp = { ...run, mode: options.mode, backup: plan.backup, dropDatabase, keepFiles };
+        // The files are on the chain's host; a host lost meanwhile keeps its own, and any worker
+        // can drop the database.
+        const cleaned = chainHost
+          ? await chainHost.shortWork.cleanUpRestore(cleanUp).catch((error: unknown) => {
+              if (!isHostLost(error)) throw error;
+              return shortWork.cleanUpRestore(cleanUp);
+            })
+          : await shortWork.cleanUpRestore(cleanUp);
         kept = databaseStarted && !cleaned.databaseDropped;
       } catch (error) {
         kept = databaseStarted;
@@ -311,6 +371,9 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
         kept,
       },
       approvals: { ...approvals(), preApproved: plan?.preApproved ?? false },
+      ...(chainHost ? { host: chainHost.hostId } : {}),
+      ...(hostsLost.length > 0 ? { hostsLost: [...hostsLost] } : {}),
+      ...(decryption ? { decryption } : {}),
       ...(globals ? { globals: { ...globals, applied: options.applyGlobals && databaseStarted } } : {}),
       phases: timings,
       rto: measuredRto(timings, plan?.backup.kind),

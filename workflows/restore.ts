@@ -18,6 +18,7 @@ export async function Restore(input: RestoreInput = {}): Promise<RestoreResult> 
     kind: input.kind,
     approvalTimeoutSeconds: input.approvalTimeoutSeconds,
     heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
+    hostTimeoutSeconds: input.hostTimeoutSeconds,
     keepScratch: false,
     applyGlobals: input.applyGlobals === true,
   });

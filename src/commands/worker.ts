@@ -2,7 +2,7 @@ import { NativeConnection } from '@temporalio/worker';
 import type { Config } from '../config.js';
 import { installMetrics } from '../metrics.js';
 import { createBackupRuntime } from '../runtime.js';
-import { createBackupWorker } from '../temporal/worker.js';
+import { createBackupWorkers, runWorkers } from '../temporal/worker.js';
 
 /**
  * `erp4-backup worker`: reads its configuration (and secrets) from its own environment, polls
@@ -14,17 +14,12 @@ export async function workerCommand(config: Config): Promise<void> {
   const runtime = await createBackupRuntime(config);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
-    const worker = await createBackupWorker({
-      connection,
-      namespace: config.temporal.namespace,
-      taskQueue: config.temporal.taskQueue,
-      runtime,
-    });
+    const workers = await createBackupWorkers({ connection, namespace: config.temporal.namespace, runtime });
     console.log(
-      `erp4-backup worker: env ${config.env}, task queue ${config.temporal.taskQueue} on ${config.temporal.address}, ` +
-        `repositories ${[...runtime.repositories.keys()].join(', ')}`,
+      `erp4-backup worker: env ${config.env}, host ${runtime.host.id}, task queues ${config.temporal.taskQueue} and ${runtime.host.taskQueue} ` +
+        `on ${config.temporal.address}, repositories ${[...runtime.repositories.keys()].join(', ')}`,
     );
-    await worker.run();
+    await runWorkers(workers);
   } finally {
     await Promise.all([...runtime.repositories.values()].map((repository) => repository.close()));
     await connection.close();

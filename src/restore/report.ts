@@ -59,6 +59,13 @@ export interface GlobalsPlan {
   skipped: string[];
 }
 
+/** When a run decrypted its artifacts: a production Restore only after approval (issue 14). */
+export interface DecryptionRecord {
+  finishedAt: string;
+  beforeApproval: boolean;
+  host: string;
+}
+
 export interface RestoreReport {
   format: typeof REPORT_FORMAT;
   mode: RestoreMode;
@@ -76,6 +83,10 @@ export interface RestoreReport {
   target: { database?: string; assetDir?: string; kept: boolean };
   approvals: ApprovalState & { preApproved: boolean };
   globals?: GlobalsPlan & { applied: boolean };
+  /** The host (WORKER_HOST_ID) that held the run's files, the hosts lost before it, and when it decrypted. */
+  host?: string;
+  hostsLost?: string[];
+  decryption?: DecryptionRecord;
   phases: PhaseTiming[];
   rto: { measuredMs: number; targetMs: number; withinTarget: boolean; excludes: string };
   checks: CheckResult[];

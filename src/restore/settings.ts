@@ -33,6 +33,7 @@ export async function createRestoreSettings(
     approvers: config.restore.approvers,
     approvalTimeoutMs: config.restore.approvalTimeoutMs,
     drillPreApproved: config.drill.preApproved,
+    drillDecryptBeforeApproval: config.drill.decryptBeforeApproval,
     targetDatabase: config.restore.targetDatabase,
     targetAssetDir: config.restore.assetDir,
     checks: {
