@@ -13,7 +13,7 @@ import type { RestoreReport } from '../../src/restore/report.js';
 import { LocalRepository } from '../../src/storage/local.js';
 import type { Repository } from '../../src/storage/repository.js';
 import type { NightlyBackup, Prune, Restore, RestoreDrill } from '../../workflows/index.js';
-import { approveRestoreSignal, progressQuery, type NightlyBackupResult } from '../../workflows/messages.js';
+import { approveRestoreSignal, progressQuery, restoreStatusQuery, type NightlyBackupResult } from '../../workflows/messages.js';
 import { verifyVisibleBackups, viewRepositories } from '../chaos/backup-checks.js';
 import { runCli } from '../helpers/cli.js';
 import { harnessDb, inPhase, waitForStatus } from '../helpers/drill.js';
@@ -94,7 +94,8 @@ describe('several workers on one machine, each its own host (own BACKUP_DIR)', (
         RESTORE_APPROVERS: 'alice:admin,bob:management',
         RESTORE_TARGET_DB: target,
         RESTORE_ASSET_DIR: assetDir,
-        DRILL_PREAPPROVED: 'true',
+        // Drills too wait for approval before they decrypt.
+        DRILL_DECRYPT_BEFORE_APPROVAL: 'false',
         LOCAL_RETENTION: 'gfs',
       },
     });
@@ -211,12 +212,21 @@ describe('several workers on one machine, each its own host (own BACKUP_DIR)', (
   }, 120_000);
 
   it("a drill on the live hosts, then a Prune that reaches every live host's local repository and names the lost one", async () => {
-    const drill = await client.workflow.execute<typeof RestoreDrill>('RestoreDrill', {
+    const drillHandle = await client.workflow.start<typeof RestoreDrill>('RestoreDrill', {
       taskQueue,
       workflowId: `hosts-drill-${process.pid}-${Date.now()}`,
       args: [{ backupId: backups.at(-1)!.backupId, repository: 'sftp', ...FAST }],
     });
+    // DRILL_DECRYPT_BEFORE_APPROVAL=false: the drill, too, waits with ciphertext only.
+    const waiting = await waitForStatus(drillHandle, inPhase('awaiting-approval'));
+    expect(waiting.phases.map((p) => p.phase)).toEqual(['selecting', 'downloading']);
+    const staged = (await Promise.all(live().map((host) => filesUnder(join(host.env.BACKUP_DIR!, '.staging'))))).flat();
+    expect(staged.filter((path) => path.endsWith('.stored')).length).toBe(3);
+    expect(staged.filter((path) => path.endsWith('.plain'))).toEqual([]);
+    await drillHandle.signal(approveRestoreSignal, { approver: 'alice' });
+    const drill = await drillHandle.result();
     expect(drill.outcome).toBe('passed');
+    expect((await drillHandle.query(restoreStatusQuery)).decryption).toMatchObject({ beforeApproval: false });
 
     const before = Object.fromEntries(await Promise.all(hosts.map(async (host) => [host.id, (await readCatalog(host.local, 'test')).backups.length] as const)));
     const pruned = await client.workflow.execute<typeof Prune>('Prune', {
