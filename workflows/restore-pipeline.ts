@@ -10,7 +10,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, PlainDigests, RestorePlan } from '../activities/index.js';
+import type { Activities, HostClaim, PlainDigests, RestorePlan } from '../activities/index.js';
 import { isBackupId } from '../src/layout.js';
 import { describeRule, evaluateApprovals, type ApprovalRule, type ReceivedApproval } from '../src/restore/approval.js';
 import {
@@ -92,6 +92,7 @@ export interface PipelineOptions extends RestoreSelection {
 export async function runRestorePipeline(options: PipelineOptions): Promise<RestoreResult> {
   const heartbeatSeconds = heartbeatTimeoutSeconds(options.heartbeatTimeoutSeconds, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS);
   const { longWork, shortWork } = activitiesFor(heartbeatSeconds);
+  const hostSeconds = hostTimeoutSeconds(options.hostTimeoutSeconds);
   const info = workflowInfo();
   const run = { workflowId: info.workflowId, runId: info.runId };
   const startedAtMs = Date.now();
@@ -178,14 +179,24 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       if (typeof options.backupId === 'string' && isBackupId(options.backupId)) {
         upsertSearchAttributes([{ key: backupIdSearchAttribute, value: options.backupId }]);
       }
-      plan = await shortWork.planRestore({
-        ...run,
-        mode: options.mode,
-        backupId: options.backupId,
-        repository: options.repository,
-        kind: options.kind,
-        approvalTimeoutSeconds: options.approvalTimeoutSeconds,
+      // Planned on a host: `local` is the local repository of the host that plans, so the
+      // chain below starts on that same host.
+      const planned = await onOneHost({
+        claim: () => shortWork.claimHost(),
+        chain: async (host) => ({
+          host,
+          plan: await activitiesFor(heartbeatSeconds, { taskQueue: host.taskQueue, timeoutSeconds: hostSeconds }).shortWork.planRestore({
+            ...run,
+            mode: options.mode,
+            backupId: options.backupId,
+            repository: options.repository,
+            kind: options.kind,
+            approvalTimeoutSeconds: options.approvalTimeoutSeconds,
+          }),
+        }),
       });
+      plan = planned.plan;
+      let plannedOn: HostClaim | undefined = planned.host;
       upsertSearchAttributes([
         { key: backupIdSearchAttribute, value: plan.backup.id },
         { key: backupEnvSearchAttribute, value: plan.backup.env },
@@ -193,12 +204,15 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       ]);
       const staged = { ...run, repository: plan.repository, backup: plan.backup };
       const restorePlan = plan;
-      const hostSeconds = hostTimeoutSeconds(options.hostTimeoutSeconds);
       let approved = plan.preApproved;
       let waited = false;
 
       const chained = await onOneHost({
-        claim: () => shortWork.claimHost(),
+        claim: async () => {
+          const host = plannedOn ?? (await shortWork.claimHost());
+          plannedOn = undefined;
+          return host;
+        },
         onHostLost: async (lost) => {
           hostsLost.push(lost.hostId);
           chainHost = undefined;
@@ -299,7 +313,14 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
     }
     enter('reporting');
     try {
-      reportKeys = await shortWork.writeRestoreReport({ report: buildReport() });
+      // Beside the backup, and in the local repository of the run's host when it still answers.
+      const report = { report: buildReport() };
+      reportKeys = chainHost
+        ? await chainHost.shortWork.writeRestoreReport(report).catch((error: unknown) => {
+            if (!isHostLost(error)) throw error;
+            return shortWork.writeRestoreReport(report);
+          })
+        : await shortWork.writeRestoreReport(report);
     } catch (error) {
       failure ??= { step: 'reporting', cause: errorMessage(error) };
       if (outcome === 'passed') outcome = 'failed';
