@@ -143,6 +143,12 @@ export function renderMarkdown(report: RestoreReport): string {
       `- Same generation (S24): database and files both from backup \`${report.generation.backupId}\` generated at ${report.generation.generatedAt}`,
     );
   }
+  if (report.host) {
+    lines.push(`- Host: \`${report.host}\`` + (report.hostsLost?.length ? ` (after losing ${report.hostsLost.map((h) => `\`${h}\``).join(', ')})` : ''));
+  }
+  if (report.decryption) {
+    lines.push(`- Decrypted: finished ${report.decryption.finishedAt} on \`${report.decryption.host}\`, ${report.decryption.beforeApproval ? 'BEFORE approval' : 'after approval'}`);
+  }
   lines.push(
     `- Measured RTO: ${formatMs(report.rto.measuredMs)} (target ${formatMs(report.rto.targetMs)}: ${report.rto.withinTarget ? 'met' : 'MISSED'}; excludes ${report.rto.excludes})`,
   );
