@@ -21,9 +21,9 @@ export interface NightlyBackupInput {
   backupId?: string;
   /**
    * How fast a lost worker or a hung transfer is noticed, in seconds (default 30, at least 5):
-   * a dump or upload silent this long is retried on a live worker (first retry after a third
-   * of it, retries at most 10x it apart), and a short step (plan, manifest, cleanup) must
-   * finish within 4x it. Lower it where workers restart fast (the reliability tests use 5).
+   * a dump or upload silent this long is retried on its host (first retry after a third of it,
+   * retries at most 10x it apart; a host that does not take the retry within hostTimeoutSeconds
+   * is lost), and a short step (plan, manifest, cleanup) must finish within 4x it. Lower it where workers restart fast (the reliability tests use 5).
    */
   heartbeatTimeoutSeconds?: number;
   /**
