@@ -242,6 +242,12 @@ describe('several workers on one machine, each its own host (own BACKUP_DIR)', (
     expect(drill.outcome).toBe('passed');
     expect((await drillHandle.query(restoreStatusQuery)).decryption).toMatchObject({ beforeApproval: false });
 
+    // Three more backups, all on the one live host: it then has at least three of one day to prune.
+    const more = await Promise.all([backup(FAST), backup(FAST), backup(FAST)]);
+    for (const result of await Promise.all(more.map((handle) => handle.result()))) {
+      expect(live().map((host) => host.id)).toContain(result.host);
+      backups.push(result);
+    }
     const before = Object.fromEntries(await Promise.all(hosts.map(async (host) => [host.id, (await readCatalog(host.local, 'test')).backups.length] as const)));
     const pruned = await client.workflow.execute<typeof Prune>('Prune', {
       taskQueue,
