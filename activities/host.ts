@@ -57,9 +57,14 @@ export function createHostActivities(runtime: BackupRuntime) {
      */
     async withdrawManifest(input: { repository: string; backupId: string }): Promise<void> {
       if (!isBackupId(input.backupId)) throw new InputError(`backupId ${JSON.stringify(input.backupId)} is not a backup id`);
-      const repository = runtime.repositories.get(input.repository);
+      // With the pruning credentials (S3_PRUNER_*): the writer role may not delete (deploy/iam/writer.json).
+      const repository = runtime.prune.openRepository(input.repository);
       if (!repository) throw new InputError(`no repository named ${JSON.stringify(input.repository)} is configured`);
-      await repository.delete(manifestKey(runtime.layout, input.backupId));
+      try {
+        await repository.delete(manifestKey(runtime.layout, input.backupId));
+      } finally {
+        await repository.close();
+      }
     },
   };
 }
