@@ -79,6 +79,8 @@ export function createFreshnessActivities(runtime: BackupRuntime) {
       const catalog = await readCatalog(repository, env);
       return {
         name,
+        // Freshness runs on any host: the local repository it reads is that host's own.
+        ...(name === 'local' ? { host: runtime.host.id } : {}),
         backups: catalog.backups.map((manifest) => ({ id: manifest.id, kind: manifest.kind, generatedAt: manifest.generatedAt })),
         drills: await newestDrill(repository, env),
       };

@@ -4,6 +4,7 @@ import { createOverlayActivities } from './restore-overlay.js';
 import { createApprovalActivities } from './approval.js';
 import { failFastOnPermanentErrors } from './failures.js';
 import { createFreshnessActivities } from './freshness.js';
+import { createHostActivities } from './host.js';
 import { createPruneActivities } from './prune.js';
 import type { BackupRuntime } from './runtime.js';
 
@@ -12,6 +13,7 @@ export type { StagedArtifact, BackupPlan } from './backup.js';
 export type { RestorePlan, PlainDigests } from './restore.js';
 export type { OverlayPlan } from './restore-overlay.js';
 export type { VerifyApprovalsInput } from './approval.js';
+export type { HostClaim } from './host.js';
 
 /**
  * Every activity, bound to the worker's runtime (samples-typescript's createActivities(deps)).
@@ -26,6 +28,7 @@ export function createActivities(runtime: BackupRuntime) {
     ...createApprovalActivities(runtime),
     ...createFreshnessActivities(runtime),
     ...createPruneActivities(runtime),
+    ...createHostActivities(runtime),
   };
   return Object.fromEntries(
     Object.entries(activities).map(([name, fn]) => [name, failFastOnPermanentErrors(fn as (...args: unknown[]) => Promise<unknown>)]),

@@ -13,6 +13,9 @@ import type { RepositoryPruneResult } from '../workflows/messages.js';
 import { withHeartbeat } from './heartbeat.js';
 import type { BackupRuntime } from './runtime.js';
 
+/** Each host's own repository (BACKUP_DIR): planned and pruned on that host. */
+const LOCAL = 'local';
+
 /** Errors of the retention module that retrying cannot fix: the policy or the catalog must change first. */
 const REFUSALS = new Set(['RetentionRefusedError', 'RetentionInputError']);
 
@@ -53,8 +56,12 @@ export function createPruneActivities(runtime: BackupRuntime) {
   }
 
   return {
-    /** The plan of every selected repository (default: all), as `Prune` acts on it. */
-    async planPrune(input: { now: string; repositories?: string[] }): Promise<{ env: string; plans: RepositoryPrunePlan[] }> {
+    /**
+     * The plan of every selected repository (default: all), as `Prune` acts on it. `scope`
+     * `remote` leaves out `local`, `local` plans only `local` (if selected): each host's local
+     * repository is planned on that host (workflows/prune.ts); its plan names the host.
+     */
+    async planPrune(input: { now: string; repositories?: string[]; scope?: 'remote' | 'local' }): Promise<{ env: string; plans: RepositoryPrunePlan[] }> {
       const now = new Date(input.now);
       if (Number.isNaN(now.getTime())) throw new InputError(`now: ${JSON.stringify(input.now)} is not an ISO 8601 time`);
       const names = input.repositories ?? [...prune.repositoryNames];
@@ -76,7 +83,8 @@ export function createPruneActivities(runtime: BackupRuntime) {
             return inventory;
           };
           const plans: RepositoryPrunePlan[] = [];
-          for (const name of names) {
+          const inScope = names.filter((name) => input.scope === undefined || (input.scope === 'local') === (name === LOCAL));
+          for (const name of inScope) {
             const copy = prune.offsiteCopy?.primary === name ? prune.offsiteCopy.copy : undefined;
             const [inventory, copyInventory] = await Promise.all([inventoryOf(name), copy ? inventoryOf(copy) : undefined]);
             try {
@@ -91,6 +99,7 @@ export function createPruneActivities(runtime: BackupRuntime) {
                   ...(copy && copyInventory ? { offsiteCopy: { repository: copy, backups: copyInventory.backups } } : {}),
                 }),
               );
+              if (name === LOCAL) plans[plans.length - 1]!.host = runtime.host.id;
             } catch (error) {
               if (!(error instanceof Error && REFUSALS.has(error.name))) throw error;
               throw ApplicationFailure.create({ type: error.name, message: `prune of repository ${name}: ${error.message}`, nonRetryable: true });
@@ -104,12 +113,16 @@ export function createPruneActivities(runtime: BackupRuntime) {
     /** Deletes what `plan` lists in its repository: each backup's manifest first, then its artifacts. */
     async applyPrune(input: { plan: RepositoryPrunePlan }): Promise<RepositoryPruneResult> {
       const { plan } = input;
+      if (plan.host !== undefined && plan.host !== runtime.host.id) {
+        throw new InputError(`the plan of the local repository of host ${plan.host} reached host ${runtime.host.id}: each host prunes only its own`);
+      }
       const context = Context.current();
       return withHeartbeat(
         `prune:${plan.repository}`,
         withRepository(plan.repository, async (repository) => {
           const result: RepositoryPruneResult = {
             repository: plan.repository,
+            ...(plan.host !== undefined ? { host: plan.host } : {}),
             deletedBackups: [],
             deletedKeys: [],
             skipped: [],

@@ -33,6 +33,8 @@ export interface RestoreSettings {
   allowedSignersFile?: string;
   /** DRILL_ACCEPT_UNSIGNED_APPROVALS: a drill counts an unsigned approval from a configured approver. */
   drillAcceptUnsigned: boolean;
+  /** DRILL_DECRYPT_BEFORE_APPROVAL: drills may decrypt while they wait; a production Restore never does. */
+  drillDecryptBeforeApproval: boolean;
   /** RESTORE_TARGET_DB: the database a production Restore creates (default DB_NAME). */
   targetDatabase: string;
   /** RESTORE_ASSET_DIR: where a production Restore puts the PDF files (default ASSET_DIR). */

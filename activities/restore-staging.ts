@@ -90,6 +90,13 @@ export async function decryptStored(
   return digest;
 }
 
+/** Decrypts a small artifact (the globals script) into memory: nothing of its plaintext is written to disk. */
+export async function decryptToString(ciphertext: Readable, decrypt: (ciphertext: Readable) => Promise<Readable>): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await decrypt(ciphertext)) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** The size of a staged file, or undefined when it is not there. */
 export async function stagedSize(path: string): Promise<number | undefined> {
   try {

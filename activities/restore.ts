@@ -1,8 +1,8 @@
 import { Context } from '@temporalio/activity';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createReadStream } from 'node:fs';
 import { findBackup } from '../src/catalog.js';
 import { checkBackupKeys, describeMissingKeys } from '../src/crypto/key-availability.js';
 import { messageRecipientKeyIds, missingRecipientKeyIds } from '../src/crypto/openpgp.js';
@@ -29,7 +29,7 @@ import { ObjectNotFoundError, type Repository } from '../src/storage/repository.
 import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
 import { postNotice, type Notice } from './notify.js';
 import { assertEmptyOrAbsent, renamedMarker, restoreAssetArchive, unpackingDir, type RestoredFiles } from './restore-assets.js';
-import { decryptStored, downloadVerified, plainPath, stagedSize, storedPath } from './restore-staging.js';
+import { decryptStored, decryptToString, downloadVerified, plainPath, stagedSize, storedPath } from './restore-staging.js';
 import { restoreServer } from './restore-runtime.js';
 import type { BackupRuntime } from './runtime.js';
 
@@ -43,6 +43,8 @@ export interface RestorePlan {
   assetDir?: string;
   approvalTimeoutMs: number;
   preApproved: boolean;
+  /** A drill with DRILL_DECRYPT_BEFORE_APPROVAL; never a production Restore. */
+  decryptBeforeApproval: boolean;
 }
 
 /** Size and sha256 of each decrypted artifact (of the stored bytes when not encrypted). */
@@ -188,6 +190,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
         ...(assetDir ? { assetDir } : {}),
         approvalTimeoutMs: timeout !== undefined ? (timeout as number) * 1000 : settings.approvalTimeoutMs,
         preApproved,
+        decryptBeforeApproval: input.mode === 'drill' && settings.drillDecryptBeforeApproval,
       };
     },
 
@@ -235,14 +238,18 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       return digests;
     },
 
-    /** Which roles the backup's globals would create or change in this cluster (shown before approval). */
+    /**
+     * Which roles the backup's globals would create or change in this cluster (shown before
+     * approval). Before the artifacts are decrypted (a production Restore waiting for approval)
+     * the verified globals artifact is decrypted in memory only: no plaintext reaches the disk.
+     */
     async planGlobals(input: StagedInput): Promise<GlobalsPlan> {
-      const path = await ensurePlain(input, 'globals', Context.current().cancellationSignal);
+      const globals = await globalsText(input, Context.current().cancellationSignal);
       const client = new pg.Client(pgClientConfig(runtime.db, 'postgres'));
       await client.connect();
       try {
         const existing = new Set((await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname));
-        return planGlobals(rolesInGlobals(await readFile(path, 'utf8')), existing, runtime.db.user);
+        return planGlobals(rolesInGlobals(globals), existing, runtime.db.user);
       } finally {
         await client.end();
       }
@@ -379,6 +386,21 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       await postNotice(runtime.notifyWebhookUrl, { event: input.event, env: runtime.layout.env, summary: input.summary, fields: input.fields });
     },
   };
+
+  /** The globals script: from its plaintext file once decrypted, else from the verified ciphertext, decrypted in memory. */
+  async function globalsText(input: StagedInput, signal: AbortSignal): Promise<string> {
+    const artifact = input.backup.artifacts.globals;
+    if (!artifact) throw new InputError(`backup ${input.backup.id} has no globals artifact`);
+    if (input.plain.globals || artifact.encryption === 'none') {
+      const plainInput = input.plain.globals ? input : { ...input, plain: { ...input.plain, globals: { size: artifact.size, sha256: artifact.sha256 } } };
+      return readFile(await ensurePlain(plainInput, 'globals', signal), 'utf8');
+    }
+    const dir = runDirectory(input);
+    if ((await stagedSize(storedPath(dir, 'globals'))) !== artifact.size) {
+      await withReader(input.repository, (repository) => downloadVerified(repository, 'globals', artifact, dir, { signal }));
+    }
+    return decryptToString(createReadStream(storedPath(dir, 'globals')), decryptor(input.backup.id));
+  }
 
   async function serverMajor(server: DbConnection = runtime.db): Promise<number> {
     const client = new pg.Client(pgClientConfig(server, 'postgres'));

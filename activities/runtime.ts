@@ -13,6 +13,8 @@ import type { RestoreSettings } from './restore-runtime.js';
  * process, and never cross Temporal: workflows pass only ids, keys, paths, sizes and checksums.
  */
 export interface BackupRuntime {
+  /** This worker's host (src/host.ts): its id, its own task queue, and the shared one. */
+  host: { id: string; taskQueue: string; sharedTaskQueue: string };
   layout: LayoutOptions;
   db: DbConnection;
   pgBinDir?: string;

@@ -71,6 +71,7 @@
  * | TEMPORAL_PROFILE | `default` | profile of TEMPORAL_CONFIG_FILE to use; the variables above override its keys |
  * | TEMPORAL_CONFIG_FILE | `~/.config/temporalio/temporal.toml` | the `temporal` CLI's TOML profiles file; an explicit one must exist |
  * | WORKER_SHUTDOWN_GRACE | `10m` | on SIGTERM the worker stops polling and lets activities in flight finish this long, then cancels them; a second SIGTERM cuts off at once |
+ * | WORKER_HOST_ID | host name + `-` + 8 hex of sha256(BACKUP_DIR) | this worker's host identity: work needing its disk goes to task queue `<TEMPORAL_TASK_QUEUE>/host/<id>`; `[A-Za-z0-9][A-Za-z0-9._-]{0,99}`; keep it stable across restarts |
  * | CRITICAL_TABLES | none | S6/S9: comma list of `table` or `schema.table` as in SQL: unquoted names lower-case (non-ASCII letters allowed), any other name double-quoted (`"会計"."取引先"`); schema defaults to `public`; every table must exist (a `critical` backup is refused before anything is dumped) |
  * | SCHEMA_VERSION_QUERY | - | S14: SQL returning one value, recorded as `schema_version` |
  * | FINGERPRINT_QUERIES_FILE | every table | S26: JSON array `[{"table": "public.invoices", "sums": ["amount"]}]`: the tables (row counts) and numeric columns (sums) of the fingerprint, replacing the default scan of every table for large databases |
@@ -84,6 +85,7 @@
  * | RESTORE_SMOKE_URLS | none | S21: comma list of http(s) URLs that must answer 2xx after a production Restore |
  * | RESTORE_ALLOWED_SIGNERS_FILE | - | S13: the approvers' OpenSSH public keys in `allowed_signers` form (`alice ssh-ed25519 AAAA...`), one line per key, each naming RESTORE_APPROVERS names only; approvals count only when signed by one of them (re-read at every verification) |
  * | DRILL_ACCEPT_UNSIGNED_APPROVALS | `false` | `true` lets a drill count an unsigned approval from a RESTORE_APPROVERS name; a production Restore never does |
+ * | DRILL_DECRYPT_BEFORE_APPROVAL | `true` | S25: `true` lets drills decrypt while they wait for approve-restore (shorter wall time to a restored drill); `false` decrypts after approval, as a production Restore always does |
  * | DRILL_PREAPPROVED | `false` | S25: `true` lets drills restore into their scratch database without approve-restore (scheduled drills); a production Restore always waits |
  * | DRILL_LATEST_DATA_QUERY | - | S27: SQL returning the time of the newest row (e.g. `SELECT max(issued_at) FROM invoices`); must be no older than generated_at minus RPO_DAILY (RPO_CRITICAL for critical and weekly-full backups) |
  * | DRILL_CHECKS_FILE | - | S26: SQL file of named checks: `-- name: <name>` blocks, each returning one row with `expected` and `actual` |
@@ -115,6 +117,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { z } from 'zod';
+import { defaultHostId, HOST_ID } from './host.js';
 import { parseFingerprintSpec, type FingerprintTable } from './pg/fingerprint.js';
 import { DEFAULT_SSL_MODE, SSL_MODES, type PgTls, type SslMode } from './pg/tls.js';
 import { parseTableList } from './pg/table-names.js';
@@ -296,6 +299,8 @@ export interface Config {
   };
   /** WORKER_SHUTDOWN_GRACE: how long a stopping worker lets activities in flight finish. */
   readonly worker: { readonly shutdownGraceMs: number };
+  /** WORKER_HOST_ID: this worker process's host (its BACKUP_DIR), see src/host.ts. */
+  readonly host: { readonly id: string };
   readonly backup: {
     readonly criticalTables: readonly { readonly schema: string; readonly table: string }[];
     readonly schemaVersionQuery: string | undefined;
@@ -319,6 +324,8 @@ export interface Config {
     readonly preApproved: boolean;
     /** DRILL_ACCEPT_UNSIGNED_APPROVALS. */
     readonly acceptUnsignedApprovals: boolean;
+    /** DRILL_DECRYPT_BEFORE_APPROVAL: a production Restore never decrypts before approval. */
+    readonly decryptBeforeApproval: boolean;
     readonly latestDataQuery: string | undefined;
     /** DRILL_CHECKS_FILE, parsed at load time so a malformed file stops the worker at start. */
     readonly checks: { readonly file: string; readonly queries: readonly NamedQuery[] } | undefined;
@@ -458,6 +465,7 @@ export const CONFIG_VARIABLES = [
   'TEMPORAL_PROFILE',
   'TEMPORAL_CONFIG_FILE',
   'WORKER_SHUTDOWN_GRACE',
+  'WORKER_HOST_ID',
   'CRITICAL_TABLES',
   'SCHEMA_VERSION_QUERY',
   'FINGERPRINT_QUERIES_FILE',
@@ -472,6 +480,7 @@ export const CONFIG_VARIABLES = [
   'RESTORE_ALLOWED_SIGNERS_FILE',
   'DRILL_ACCEPT_UNSIGNED_APPROVALS',
   'DRILL_PREAPPROVED',
+  'DRILL_DECRYPT_BEFORE_APPROVAL',
   'DRILL_LATEST_DATA_QUERY',
   'DRILL_CHECKS_FILE',
   'DRILL_SMOKE_URLS',
@@ -1077,6 +1086,10 @@ function envShape(backupDir: string) {
     TEMPORAL_PROFILE: z.string().optional(),
     TEMPORAL_CONFIG_FILE: z.string().optional(),
     WORKER_SHUTDOWN_GRACE: parsed('a positive duration such as 10m or 90s', duration).default(10 * MS_PER_UNIT.m),
+    WORKER_HOST_ID: z
+      .string()
+      .regex(HOST_ID, invalid("1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. backup-1)"))
+      .default(defaultHostId(os.hostname(), backupDir)),
 
     CRITICAL_TABLES: tableList('table or schema.table, comma separated, as in SQL: lower-case or "Quoted" names (e.g. invoices,accounting.payments,"会計"."取引先")').default(
       () => [],
@@ -1109,6 +1122,10 @@ function envShape(backupDir: string) {
       .enum(['true', 'false', '1', '0'], invalid('true or false'))
       .transform((value) => value === 'true' || value === '1')
       .default(false),
+    DRILL_DECRYPT_BEFORE_APPROVAL: z
+      .enum(['true', 'false', '1', '0'], invalid('true or false'))
+      .transform((value) => value === 'true' || value === '1')
+      .default(true),
     DRILL_LATEST_DATA_QUERY: z.string().regex(/\S/, invalid('an SQL query returning the time of the newest row')).optional(),
     DRILL_CHECKS_FILE: parsed('a readable SQL file of "-- name: <name>" blocks, each a query returning one row with columns expected and actual', checksFile).optional(),
     DRILL_SMOKE_URLS: urlList('http(s) URLs separated by commas (e.g. http://drill-app:3000/health)').default(() => []),
@@ -1383,6 +1400,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       taskQueue: v.TEMPORAL_TASK_QUEUE,
       connection: temporal.connection,
     },
+    host: { id: v.WORKER_HOST_ID },
     backup: {
       criticalTables: v.CRITICAL_TABLES,
       schemaVersionQuery: v.SCHEMA_VERSION_QUERY,
@@ -1400,6 +1418,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     drill: {
       preApproved: v.DRILL_PREAPPROVED,
       acceptUnsignedApprovals: v.DRILL_ACCEPT_UNSIGNED_APPROVALS,
+      decryptBeforeApproval: v.DRILL_DECRYPT_BEFORE_APPROVAL,
       latestDataQuery: v.DRILL_LATEST_DATA_QUERY,
       checks: v.DRILL_CHECKS_FILE,
       smokeUrls: v.DRILL_SMOKE_URLS,

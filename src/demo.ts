@@ -16,7 +16,7 @@ import { backupIdFor } from './layout.js';
 import { parseManifest } from './manifest.js';
 import { createBackupRuntime } from './runtime.js';
 import { openClientConnection, openNativeConnection } from './temporal/connect.js';
-import { createBackupWorker } from './temporal/worker.js';
+import { createBackupWorkers, runWorkers } from './temporal/worker.js';
 import { projectRoot, loadToolPaths } from './tools.js';
 import type { NightlyBackup } from '../workflows/index.js';
 
@@ -85,16 +85,15 @@ async function main(): Promise<void> {
     const config = loadConfig(env);
     const runtime = await createBackupRuntime(config);
     const nativeConnection = await openNativeConnection(config.temporal.connection);
-    const worker = await createBackupWorker({
+    const workers = await createBackupWorkers({
       connection: nativeConnection,
       namespace: config.temporal.namespace,
-      taskQueue: config.temporal.taskQueue,
       runtime,
       shutdownGraceMs: config.worker.shutdownGraceMs,
     });
-    const running = worker.run();
+    const running = runWorkers(workers);
     stops.unshift(async () => {
-      worker.shutdown();
+      for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await nativeConnection.close();
     });

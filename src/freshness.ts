@@ -45,6 +45,8 @@ export interface DrillFact {
 
 export interface RepositoryFacts {
   name: string;
+  /** For `local`: the host (WORKER_HOST_ID) whose local repository was read; each host has its own. */
+  host?: string;
   /** Why the catalog could not be read; the other fields are empty then. */
   error?: string;
   backups: BackupFact[];
@@ -170,9 +172,10 @@ function offsiteLag(local: RepositoryFacts, offsite: RepositoryFacts, maxLagMs: 
   return {
     id: `offsite-lag:${offsite.name}`,
     check: 'offsite-lag',
-    summary: `off-site repository ${offsite.name} lacks ${missing.length} backup(s) the local repository holds, the oldest for ${formatAge(lag)}`,
+    summary: `off-site repository ${offsite.name} lacks ${missing.length} backup(s) the local repository${local.host ? ` of host ${local.host}` : ''} holds, the oldest for ${formatAge(lag)}`,
     details: {
       repository: offsite.name,
+      ...(local.host ? { local_host: local.host } : {}),
       missing_backups: missing.map((b) => b.id).join(','),
       newest_offsite: newestOffsite?.id ?? 'none',
       lag: formatAge(lag),

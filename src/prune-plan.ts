@@ -86,6 +86,8 @@ export interface Retag {
 
 export interface RepositoryPrunePlan {
   repository: string;
+  /** For `local`: the host (WORKER_HOST_ID) whose local repository this is; each host has its own. */
+  host?: string;
   /** The policy applied, in words. */
   policy: string;
   /** One decision per complete backup, newest first. */

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { BackupRuntime } from '../activities/runtime.js';
 import type { Config } from './config.js';
 import { encryptStream, loadRecipientKeys, recipientKeyRefs } from './crypto/openpgp.js';
+import { hostTaskQueue } from './host.js';
 import { createPruneRuntime } from './prune-policy.js';
 import { assertObjectLockBuckets, createRepositories, openRepository, repositoryNames } from './repositories.js';
 import { createRestoreSettings } from './restore/settings.js';
@@ -25,6 +26,7 @@ export async function createBackupRuntime(config: Config): Promise<BackupRuntime
     throw error;
   }
   return {
+    host: { id: config.host.id, taskQueue: hostTaskQueue(config.temporal.taskQueue, config.host.id), sharedTaskQueue: config.temporal.taskQueue },
     layout: { env: config.env, prefix: config.local.prefix },
     db: {
       host: config.db.host,

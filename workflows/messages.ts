@@ -3,7 +3,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import type { BackupKind } from '../src/layout.js';
 import type { RepositoryPrunePlan } from '../src/prune-plan.js';
 import type { ApprovalState } from '../src/restore/approval.js';
-import type { CheckResult, GlobalsPlan, OverlayReport, PhaseTiming, RestoreMode, RestoreOutcome } from '../src/restore/report.js';
+import type { CheckResult, DecryptionRecord, GlobalsPlan, OverlayReport, PhaseTiming, RestoreMode, RestoreOutcome } from '../src/restore/report.js';
 
 /**
  * The messages of every workflow, defined once and shared by the workflows, the CLI and
@@ -21,11 +21,17 @@ export interface NightlyBackupInput {
   backupId?: string;
   /**
    * How fast a lost worker or a hung transfer is noticed, in seconds (default 30, at least 5):
-   * a dump or upload silent this long is retried on a live worker (first retry after a third
-   * of it, retries at most 10x it apart), and a short step (plan, manifest, cleanup) must
-   * finish within 4x it. Lower it where workers restart fast (the reliability tests use 5).
+   * a dump or upload silent this long is retried on its host (first retry after a third of it,
+   * retries at most 10x it apart; a host that does not take the retry within hostTimeoutSeconds
+   * is lost), and a short step (plan, manifest, cleanup) must finish within 4x it. Lower it where workers restart fast (the reliability tests use 5).
    */
   heartbeatTimeoutSeconds?: number;
+  /**
+   * How long a step may wait for its host to pick it up, in seconds (default 60, 5-3600): a
+   * host that stops polling this long is lost and the backup starts again from the dump on a
+   * live host (workflows/on-one-host.ts). The reliability tests use 5.
+   */
+  hostTimeoutSeconds?: number;
 }
 
 export type BackupPhase = 'planning' | 'dumping' | 'transferring' | 'writing-manifest' | 'cleaning-up' | 'completed' | 'failed';
@@ -40,6 +46,9 @@ export interface BackupProgress {
   startedAt: string;
   elapsedMs: number;
   error?: string;
+  /** The host (WORKER_HOST_ID) running the dump-to-cleanup chain, and the hosts lost before it. */
+  host?: string;
+  hostsLost: string[];
 }
 
 export interface NightlyBackupResult {
@@ -49,6 +58,8 @@ export interface NightlyBackupResult {
   repositories: string[];
   manifestKey: string;
   totalBytes: number;
+  /** The host (WORKER_HOST_ID) whose local repository holds this backup. */
+  host: string;
 }
 
 /** Phase, bytes done per artifact and elapsed time. Bytes of the step in flight are in the pending activity's heartbeat. */
@@ -94,6 +105,12 @@ export interface RestoreSelection {
    * without a heartbeat. Lower it where workers restart fast (the reliability tests use 5).
    */
   heartbeatTimeoutSeconds?: number;
+  /**
+   * How long a step may wait for its host to pick it up, in seconds (default 60, 5-3600): a
+   * host that stops polling this long is lost, and the restore starts again from the download
+   * on a live host (workflows/on-one-host.ts).
+   */
+  hostTimeoutSeconds?: number;
 }
 
 export interface RestoreDrillInput extends RestoreSelection {
@@ -163,6 +180,11 @@ export interface RestoreStatus {
   globals?: GlobalsPlan & { apply: boolean };
   /** Finished phases with their durations; the phase in progress is `phase`. */
   phases: PhaseTiming[];
+  /** The host (WORKER_HOST_ID) holding this run's files, and the hosts lost before it. */
+  host?: string;
+  hostsLost: string[];
+  /** When the artifacts were decrypted (the end of the `decrypting` phase), on which host, and whether before approval. */
+  decryption?: DecryptionRecord;
   checks: CheckResult[];
   failure?: { step: string; cause: string };
   /** `repository:key` of the stored report (JSON and Markdown). */
@@ -202,11 +224,15 @@ export interface PruneInput {
   repositories?: string[];
   /** ISO 8601 time to plan at instead of the workflow's clock (tests). */
   now?: string;
+  /** How long a host's step may wait for that host, in seconds (default 60): a host that does not answer is listed in `unreachableHosts`. */
+  hostTimeoutSeconds?: number;
 }
 
 /** What one repository's prune did; `skipped` names deletions the plan had that were not done, and why. */
 export interface RepositoryPruneResult {
   repository: string;
+  /** For `local`: the host whose local repository this is. */
+  host?: string;
   deletedBackups: string[];
   deletedKeys: string[];
   skipped: Array<{ backupId: string; reason: string }>;
@@ -223,4 +249,6 @@ export interface PruneResult {
   plans: RepositoryPrunePlan[];
   /** Empty for a dry run. */
   results: RepositoryPruneResult[];
+  /** Hosts seen polling whose local repository could not be reached (lost since): pruned by a later run. */
+  unreachableHosts: string[];
 }

@@ -21,6 +21,7 @@ export async function RestoreDrill(input: RestoreDrillInput = {}): Promise<Resto
     approvalTimeoutSeconds: input.approvalTimeoutSeconds,
     overlay: input.overlay,
     heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
+    hostTimeoutSeconds: input.hostTimeoutSeconds,
     keepScratch: input.keepScratch === true,
     applyGlobals: false,
   });

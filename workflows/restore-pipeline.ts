@@ -9,7 +9,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, OverlayPlan, PlainDigests, RestorePlan } from '../activities/index.js';
+import type { Activities, HostClaim, OverlayPlan, PlainDigests, RestorePlan } from '../activities/index.js';
 import { isBackupId } from '../src/layout.js';
 import { describeRule, type ApprovalRule } from '../src/restore/approval.js';
 import {
@@ -39,20 +39,25 @@ import {
 } from './messages.js';
 import { heartbeatTimeoutSeconds } from './heartbeat-timeout.js';
 import { createApprovalDesk } from './approval-desk.js';
+import { hostTimeoutSeconds, isHostLost, onOneHost } from './on-one-host.js';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 120;
 
 // Long steps heartbeat; a dead worker is noticed within the heartbeat timeout (RestoreSelection.
 // heartbeatTimeoutSeconds) and the step is retried elsewhere. On cancellation the workflow waits
 // until the step has really stopped (pg_restore killed), so the cleanup never races it.
-function activitiesFor(heartbeatSeconds: number) {
+function activitiesFor(heartbeatSeconds: number, host?: { taskQueue: string; timeoutSeconds: number }) {
+  // On a host queue a lost host shows as a schedule-to-start timeout (workflows/on-one-host.ts).
+  const queue = host ? { taskQueue: host.taskQueue, scheduleToStartTimeout: host.timeoutSeconds * 1000 } : {};
   const longWork = proxyActivities<Activities>({
+    ...queue,
     startToCloseTimeout: '12h',
     heartbeatTimeout: heartbeatSeconds * 1000,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: Math.min(10_000, (heartbeatSeconds * 1000) / 3), backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 10 },
   });
   const shortWork = proxyActivities<Activities>({
+    ...queue,
     startToCloseTimeout: '5m',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
   });
@@ -70,15 +75,25 @@ export interface PipelineOptions extends RestoreSelection {
  * The one pipeline behind RestoreDrill and Restore (DESIGN.md):
  *
  *   select the backup -> download + verify EVERY artifact (nothing decrypted or restored before)
- *   -> decrypt -> wait for `approve-restore` (reminder at half time, `not-approved` at the end)
+ *   -> wait for `approve-restore` (reminder at half time, `not-approved` at the end) -> decrypt
  *   -> [apply roles] -> create the database empty, pg_restore -> unpack the files -> checks
  *   -> cleanup -> report (JSON + Markdown, phase durations = measured RTO) -> notice on failure.
+ *
+ * No plaintext before approval: a production Restore decrypts only after it (its roles plan is
+ * read from the globals artifact in memory); a drill decrypts before it when
+ * DRILL_DECRYPT_BEFORE_APPROVAL (the default), for a shorter wait once approved.
+ *
+ * Download to assets runs on ONE host (workflows/on-one-host.ts), whose staging holds the files;
+ * a host lost on the way: the chain starts again from the download on a live host (an approval
+ * already given still counts). Planning, checks and the report use the shared queue.
  *
  * `cancel-restore` stops it at any phase; the cleanup and the report always run. A failure
  * fails the workflow after the report is stored; `not-approved` and `cancelled` complete it.
  */
 export async function runRestorePipeline(options: PipelineOptions): Promise<RestoreResult> {
-  const { longWork, shortWork } = activitiesFor(heartbeatTimeoutSeconds(options.heartbeatTimeoutSeconds, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS));
+  const heartbeatSeconds = heartbeatTimeoutSeconds(options.heartbeatTimeoutSeconds, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS);
+  const { longWork, shortWork } = activitiesFor(heartbeatSeconds);
+  const hostSeconds = hostTimeoutSeconds(options.hostTimeoutSeconds);
   const info = workflowInfo();
   const run = { workflowId: info.workflowId, runId: info.runId };
   const startedAtMs = Date.now();
@@ -94,6 +109,9 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
   const overlayReport = (): OverlayReport | undefined =>
     overlayPlan && { backupId: overlayPlan.id, kind: overlayPlan.kind, generatedAt: overlayPlan.generatedAt, ...(overlayResult ? { result: overlayResult } : {}) };
   let deadline: string | undefined;
+  let chainHost: { hostId: string; shortWork: ReturnType<typeof activitiesFor>['shortWork'] } | undefined;
+  const hostsLost: string[] = [];
+  let decryption: RestoreStatus['decryption'];
   let checks: CheckResult[] = [];
   let failure: { step: string; cause: string } | undefined;
   let cancelRequest: CancelRestoreSignal | undefined;
@@ -126,6 +144,9 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       return { ...approvals(), preApproved: plan?.preApproved ?? false, ...(deadline ? { deadline } : {}), ...(statement ? { statement } : {}) };
     })(),
     ...(overlayPlan ? { overlay: overlayReport() } : {}),
+    ...(chainHost ? { host: chainHost.hostId } : {}),
+    hostsLost: [...hostsLost],
+    ...(decryption ? { decryption } : {}),
     ...(globals ? { globals: { ...globals, apply: options.applyGlobals } } : {}),
     phases: [...phases],
     checks,
@@ -173,54 +194,111 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       if (typeof options.backupId === 'string' && isBackupId(options.backupId)) {
         upsertSearchAttributes([{ key: backupIdSearchAttribute, value: options.backupId }]);
       }
-      plan = await shortWork.planRestore({
-        ...run,
-        mode: options.mode,
-        backupId: options.backupId,
-        repository: options.repository,
-        kind: options.kind,
-        approvalTimeoutSeconds: options.approvalTimeoutSeconds,
+      // Planned on a host: `local` is the local repository of the host that plans, so the
+      // chain below starts on that same host.
+      const planned = await onOneHost({
+        claim: () => shortWork.claimHost(),
+        chain: async (host) => ({
+          host,
+          plan: await activitiesFor(heartbeatSeconds, { taskQueue: host.taskQueue, timeoutSeconds: hostSeconds }).shortWork.planRestore({
+            ...run,
+            mode: options.mode,
+            backupId: options.backupId,
+            repository: options.repository,
+            kind: options.kind,
+            approvalTimeoutSeconds: options.approvalTimeoutSeconds,
+          }),
+        }),
       });
+      plan = planned.plan;
+      let plannedOn: HostClaim | undefined = planned.host;
       upsertSearchAttributes([
         { key: backupIdSearchAttribute, value: plan.backup.id },
         { key: backupEnvSearchAttribute, value: plan.backup.env },
         { key: backupKindSearchAttribute, value: plan.backup.kind },
       ]);
       const staged = { ...run, repository: plan.repository, backup: plan.backup };
-      // --overlay (S9's 6-hour RPO): the critical backup is chosen and checked before anything is fetched.
+      const restorePlan = plan;
+      let approved = plan.preApproved;
+      let waited = false;
+      // --overlay (S9's 6-hour RPO): the critical backup is chosen and checked before anything is
+      // fetched, on the host that planned (`local` is that host's repository).
       if (options.overlay !== undefined) {
-        overlayPlan = await shortWork.planOverlay({ ...run, repository: plan.repository, base: plan.backup, overlay: options.overlay });
+        overlayPlan = await activitiesFor(heartbeatSeconds, { taskQueue: planned.host.taskQueue, timeoutSeconds: hostSeconds }).shortWork.planOverlay({
+          ...run,
+          repository: plan.repository,
+          base: plan.backup,
+          overlay: options.overlay,
+        });
       }
 
-      enter('downloading');
-      await longWork.fetchArtifacts(staged);
-      enter('decrypting');
-      plain = await longWork.decryptArtifacts(staged);
-      if (options.mode === 'restore' && plan.backup.artifacts.globals) globals = await shortWork.planGlobals({ ...staged, plain });
+      const chained = await onOneHost({
+        claim: async () => {
+          const host = plannedOn ?? (await shortWork.claimHost());
+          plannedOn = undefined;
+          return host;
+        },
+        onHostLost: async (lost) => {
+          hostsLost.push(lost.hostId);
+          chainHost = undefined;
+        },
+        chain: async (host) => {
+          const onHost = activitiesFor(heartbeatSeconds, { taskQueue: host.taskQueue, timeoutSeconds: hostSeconds });
+          chainHost = { hostId: host.hostId, shortWork: onHost.shortWork };
+          const decrypt = async () => {
+            enter('decrypting');
+            plain = await onHost.longWork.decryptArtifacts(staged);
+            decryption = { finishedAt: new Date(Date.now()).toISOString(), beforeApproval: !approved, host: host.hostId };
+          };
 
-      enter('awaiting-approval');
-      if (!plan.preApproved && !(await waitForApproval(plan, plan.approvalTimeoutMs))) {
+          enter('downloading');
+          await onHost.longWork.fetchArtifacts(staged);
+          let decrypted = false;
+          if (restorePlan.decryptBeforeApproval || approved) {
+            await decrypt();
+            decrypted = true;
+          }
+          if (options.mode === 'restore' && restorePlan.backup.artifacts.globals && !globals) globals = await onHost.shortWork.planGlobals({ ...staged, plain });
+
+          if (!waited) {
+            enter('awaiting-approval');
+            if (!restorePlan.preApproved && !(await waitForApproval(restorePlan, restorePlan.approvalTimeoutMs))) return { approved: false as const };
+            waited = true;
+            approved = true;
+          }
+          if (!decrypted) await decrypt();
+          if (globals && options.applyGlobals) {
+            enter('applying-globals');
+            await onHost.longWork.applyGlobals({ ...staged, plain, plan: globals });
+          }
+
+          enter('restoring-database');
+          databaseStarted = true;
+          await onHost.longWork.restoreDatabase({ ...staged, plain, mode: options.mode, keepOwners: options.applyGlobals });
+          if (overlayPlan) {
+            enter('overlaying');
+            overlayResult = await onHost.longWork.overlayCritical({
+              ...run,
+              mode: options.mode,
+              repository: restorePlan.repository,
+              base: restorePlan.backup,
+              overlay: overlayPlan,
+            });
+          }
+          databaseComplete = true;
+          let files;
+          if (restorePlan.backup.artifacts.assets) {
+            enter('restoring-assets');
+            files = await onHost.longWork.restoreAssets({ ...staged, plain, mode: options.mode });
+          }
+          return { approved: true as const, files };
+        },
+      });
+      if (!chained.approved) {
         outcome = 'not-approved';
         return;
       }
-      if (globals && options.applyGlobals) {
-        enter('applying-globals');
-        await longWork.applyGlobals({ ...staged, plain, plan: globals });
-      }
-
-      enter('restoring-database');
-      databaseStarted = true;
-      await longWork.restoreDatabase({ ...staged, plain, mode: options.mode, keepOwners: options.applyGlobals });
-      if (overlayPlan) {
-        enter('overlaying');
-        overlayResult = await longWork.overlayCritical({ ...run, mode: options.mode, repository: plan.repository, base: plan.backup, overlay: overlayPlan });
-      }
-      databaseComplete = true;
-      let files;
-      if (plan.backup.artifacts.assets) {
-        enter('restoring-assets');
-        files = await longWork.restoreAssets({ ...staged, plain, mode: options.mode });
-      }
+      const files = chained.files;
 
       enter('checking');
       checks = await longWork.runRestoreChecks({ ...staged, mode: options.mode, ...(files ? { files } : {}), ...(overlayPlan ? { overlayBackupId: overlayPlan.id } : {}) });
@@ -252,7 +330,15 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       const dropDatabase = options.mode === 'drill' ? !options.keepScratch : databaseStarted && !databaseComplete;
       const keepFiles = options.mode === 'drill' && options.keepScratch;
       try {
-        const cleaned = await shortWork.cleanUpRestore({ ...run, mode: options.mode, backup: plan.backup, dropDatabase, keepFiles });
+        const cleanUp = { ...run, mode: options.mode, backup: plan.backup, dropDatabase, keepFiles };
+        // The files are on the chain's host; a host lost meanwhile keeps its own, and any worker
+        // can drop the database.
+        const cleaned = chainHost
+          ? await chainHost.shortWork.cleanUpRestore(cleanUp).catch((error: unknown) => {
+              if (!isHostLost(error)) throw error;
+              return shortWork.cleanUpRestore(cleanUp);
+            })
+          : await shortWork.cleanUpRestore(cleanUp);
         kept = databaseStarted && !cleaned.databaseDropped;
       } catch (error) {
         kept = databaseStarted;
@@ -262,7 +348,14 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
     }
     enter('reporting');
     try {
-      reportKeys = await shortWork.writeRestoreReport({ report: buildReport() });
+      // Beside the backup, and in the local repository of the run's host when it still answers.
+      const report = { report: buildReport() };
+      reportKeys = chainHost
+        ? await chainHost.shortWork.writeRestoreReport(report).catch((error: unknown) => {
+            if (!isHostLost(error)) throw error;
+            return shortWork.writeRestoreReport(report);
+          })
+        : await shortWork.writeRestoreReport(report);
     } catch (error) {
       failure ??= { step: 'reporting', cause: errorMessage(error) };
       if (outcome === 'passed') outcome = 'failed';
@@ -334,6 +427,9 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
         kept,
       },
       approvals: { ...approvals(), preApproved: plan?.preApproved ?? false },
+      ...(chainHost ? { host: chainHost.hostId } : {}),
+      ...(hostsLost.length > 0 ? { hostsLost: [...hostsLost] } : {}),
+      ...(decryption ? { decryption } : {}),
       ...(globals ? { globals: { ...globals, applied: options.applyGlobals && databaseStarted } } : {}),
       ...(overlayPlan ? { overlay: overlayReport() } : {}),
       phases: timings,

@@ -19,6 +19,7 @@ export async function Restore(input: RestoreInput = {}): Promise<RestoreResult> 
     approvalTimeoutSeconds: input.approvalTimeoutSeconds,
     overlay: input.overlay,
     heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
+    hostTimeoutSeconds: input.hostTimeoutSeconds,
     keepScratch: false,
     applyGlobals: input.applyGlobals === true,
   });

@@ -30,7 +30,7 @@ export async function backupCommand(config: Config, options: BackupCommandOption
     out.write(`started NightlyBackup ${options.kind}: workflow id ${handle.workflowId}, backup id ${backupId}\n`);
     if (!options.follow) return undefined;
     const result = await followBackup(handle, out);
-    out.write(`backup ${result.backupId} complete: ${formatBytes(result.totalBytes)} in ${result.repositories.join(', ')}\n`);
+    out.write(`backup ${result.backupId} complete: ${formatBytes(result.totalBytes)} in ${result.repositories.join(', ')} (local: the local repository of host ${result.host})\n`);
     return result;
   } finally {
     await client.connection.close();

@@ -21,7 +21,9 @@ export async function listCommand(config: Config, repository: Repository, option
     // An imported dump's fingerprint is empty: say so wherever the backup is shown.
     [b.label, b.imported ? '[imported: not verified against its source]' : undefined].filter(Boolean).join(' '),
   ]);
-  out.write(`${repository.name}: ${catalog.backups.length} complete backup(s) for env ${config.env}\n`);
+  // Each host has its own local repository (src/host.ts): say whose.
+  const whose = repository.name === 'local' ? ` (the local repository of host ${config.host.id}: ${config.local.backupDir})` : '';
+  out.write(`${repository.name}: ${catalog.backups.length} complete backup(s) for env ${config.env}${whose}\n`);
   out.write(`${formatTable(['ID', 'KIND', 'GENERATED_AT', 'SIZE', 'ENCRYPTION', 'PIN', 'SCHEMA', 'LABEL'], rows)}\n`);
   for (const bad of catalog.invalid) out.write(`INVALID manifest ${bad.key}: ${bad.error}\n`);
 }

@@ -33,12 +33,17 @@ export async function pruneCommand(config: Config, options: PruneCommandOptions,
   }
 }
 
+/** `local@<host>` for a host's local repository (each host has its own), else the repository's name. */
+function repositoryLabel(entry: { repository: string; host?: string }): string {
+  return entry.host !== undefined ? `${entry.repository}@${entry.host}` : entry.repository;
+}
+
 export function formatPruneResult(result: PruneResult): string {
   const lines: string[] = [`Prune of env ${result.env} at ${result.now}${result.dryRun ? ' (dry run: nothing is deleted)' : ''}`];
-  for (const plan of result.plans) lines.push(`${plan.repository}: policy ${plan.policy}`);
+  for (const plan of result.plans) lines.push(`${repositoryLabel(plan)}: policy ${plan.policy}`);
   const rows = result.plans.flatMap((plan) =>
     plan.backups.map((backup) => [
-      plan.repository,
+      repositoryLabel(plan),
       backup.id,
       backup.kind,
       backup.generatedAt,
@@ -49,23 +54,24 @@ export function formatPruneResult(result: PruneResult): string {
   );
   lines.push(formatTable(['REPOSITORY', 'ID', 'KIND', 'GENERATED_AT', 'ACTION', 'REASON', 'LABEL'], rows));
   for (const plan of result.plans) {
-    for (const object of plan.abandoned) lines.push(`reap    ${plan.repository} ${object.key}: ${object.reason}`);
-    for (const upload of plan.abandonedUploads) lines.push(`abort   ${plan.repository} multipart upload ${upload.uploadId} of ${upload.key}, started ${upload.initiatedAt}`);
-    for (const retag of plan.retag) lines.push(`retag   ${plan.repository} ${retag.backupId}: tier=${retag.tier}`);
-    for (const warning of plan.warnings) lines.push(`warning ${plan.repository}: ${warning}`);
+    for (const object of plan.abandoned) lines.push(`reap    ${repositoryLabel(plan)} ${object.key}: ${object.reason}`);
+    for (const upload of plan.abandonedUploads) lines.push(`abort   ${repositoryLabel(plan)} multipart upload ${upload.uploadId} of ${upload.key}, started ${upload.initiatedAt}`);
+    for (const retag of plan.retag) lines.push(`retag   ${repositoryLabel(plan)} ${retag.backupId}: tier=${retag.tier}`);
+    for (const warning of plan.warnings) lines.push(`warning ${repositoryLabel(plan)}: ${warning}`);
     const deletions = plan.backups.filter((backup) => backup.action === 'delete').length;
     lines.push(
-      `${plan.repository}: ${deletions} of ${plan.backups.length} backup(s) to delete, ` +
+      `${repositoryLabel(plan)}: ${deletions} of ${plan.backups.length} backup(s) to delete, ` +
         `${plan.abandoned.length} abandoned object(s), ${plan.abandonedUploads.length} unfinished upload(s)`,
     );
   }
   for (const done of result.results) {
-    for (const backupId of done.deletedBackups) lines.push(`deleted ${done.repository} ${backupId}`);
-    for (const key of done.reapedKeys) lines.push(`reaped  ${done.repository} ${key}`);
-    for (const upload of done.abortedUploads) lines.push(`aborted ${done.repository} multipart upload ${upload.uploadId} of ${upload.key}`);
-    for (const retag of done.retagged) lines.push(`tagged  ${done.repository} ${retag.backupId} tier=${retag.tier}`);
-    for (const skipped of done.skipped) lines.push(`skipped ${done.repository} ${skipped.backupId}: ${skipped.reason}`);
+    for (const backupId of done.deletedBackups) lines.push(`deleted ${repositoryLabel(done)} ${backupId}`);
+    for (const key of done.reapedKeys) lines.push(`reaped  ${repositoryLabel(done)} ${key}`);
+    for (const upload of done.abortedUploads) lines.push(`aborted ${repositoryLabel(done)} multipart upload ${upload.uploadId} of ${upload.key}`);
+    for (const retag of done.retagged) lines.push(`tagged  ${repositoryLabel(done)} ${retag.backupId} tier=${retag.tier}`);
+    for (const skipped of done.skipped) lines.push(`skipped ${repositoryLabel(done)} ${skipped.backupId}: ${skipped.reason}`);
   }
+  for (const host of result.unreachableHosts) lines.push(`unreachable host ${host}: its local repository was not pruned (the next run tries again)`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -4,7 +4,7 @@ import { installTelemetry } from '../telemetry.js';
 import { createBackupRuntime } from '../runtime.js';
 import { openNativeConnection } from '../temporal/connect.js';
 import { stopGracefullyOnSignals } from '../temporal/graceful-shutdown.js';
-import { createBackupWorker } from '../temporal/worker.js';
+import { createBackupWorkers, runWorkers } from '../temporal/worker.js';
 import { publishFreshnessGaugesAtStart } from '../temporal/freshness-gauges-at-start.js';
 
 /**
@@ -18,22 +18,16 @@ export async function workerCommand(config: Config): Promise<void> {
   const runtime = await createBackupRuntime(config);
   const connection = await openNativeConnection(config.temporal.connection);
   try {
-    const worker = await createBackupWorker({
-      connection,
-      namespace: config.temporal.namespace,
-      taskQueue: config.temporal.taskQueue,
-      runtime,
-      shutdownGraceMs: config.worker.shutdownGraceMs,
-    });
+    const workers = await createBackupWorkers({ connection, namespace: config.temporal.namespace, runtime, shutdownGraceMs: config.worker.shutdownGraceMs });
     const log = Runtime.instance().logger;
     log.info(
-      `erp4-backup worker: env ${config.env}, task queue ${config.temporal.taskQueue} on ${config.temporal.connection.describe()}, ` +
-        `repositories ${[...runtime.repositories.keys()].join(', ')}`,
+      `erp4-backup worker: env ${config.env}, host ${runtime.host.id}, task queues ${config.temporal.taskQueue} and ${runtime.host.taskQueue} ` +
+        `on ${config.temporal.connection.describe()}, repositories ${[...runtime.repositories.keys()].join(', ')}`,
     );
     publishFreshnessGaugesAtStart(runtime, config);
-    const stop = stopGracefullyOnSignals([worker], config.worker.shutdownGraceMs, (line) => log.info(`erp4-backup worker: ${line}`));
+    const stop = stopGracefullyOnSignals(workers, config.worker.shutdownGraceMs, (line) => log.info(`erp4-backup worker: ${line}`));
     try {
-      await worker.run();
+      await runWorkers(workers);
     } finally {
       stop.dispose();
     }

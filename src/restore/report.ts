@@ -71,6 +71,13 @@ export interface OverlayReport {
   result?: OverlayResult;
 }
 
+/** When a run decrypted its artifacts: a production Restore only after approval (issue 14). */
+export interface DecryptionRecord {
+  finishedAt: string;
+  beforeApproval: boolean;
+  host: string;
+}
+
 export interface RestoreReport {
   format: typeof REPORT_FORMAT;
   mode: RestoreMode;
@@ -89,6 +96,10 @@ export interface RestoreReport {
   approvals: ApprovalState & { preApproved: boolean };
   globals?: GlobalsPlan & { applied: boolean };
   overlay?: OverlayReport;
+  /** The host (WORKER_HOST_ID) that held the run's files, the hosts lost before it, and when it decrypted. */
+  host?: string;
+  hostsLost?: string[];
+  decryption?: DecryptionRecord;
   phases: PhaseTiming[];
   rto: { measuredMs: number; targetMs: number; withinTarget: boolean; excludes: string };
   checks: CheckResult[];
@@ -144,6 +155,12 @@ export function renderMarkdown(report: RestoreReport): string {
     lines.push(
       `- Same generation (S24): database and files both from backup \`${report.generation.backupId}\` generated at ${report.generation.generatedAt}`,
     );
+  }
+  if (report.host) {
+    lines.push(`- Host: \`${report.host}\`` + (report.hostsLost?.length ? ` (after losing ${report.hostsLost.map((h) => `\`${h}\``).join(', ')})` : ''));
+  }
+  if (report.decryption) {
+    lines.push(`- Decrypted: finished ${report.decryption.finishedAt} on \`${report.decryption.host}\`, ${report.decryption.beforeApproval ? 'BEFORE approval' : 'after approval'}`);
   }
   lines.push(
     `- Measured RTO: ${formatMs(report.rto.measuredMs)} (target ${formatMs(report.rto.targetMs)}: ${report.rto.withinTarget ? 'met' : 'MISSED'}; excludes ${report.rto.excludes})`,

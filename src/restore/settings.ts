@@ -63,6 +63,7 @@ export async function createRestoreSettings(
     drillPreApproved: config.drill.preApproved,
     ...(config.restore.allowedSigners ? { allowedSignersFile: config.restore.allowedSigners.file } : {}),
     drillAcceptUnsigned: config.drill.acceptUnsignedApprovals,
+    drillDecryptBeforeApproval: config.drill.decryptBeforeApproval,
     targetDatabase: config.restore.targetDatabase,
     targetAssetDir: config.restore.assetDir,
     drillServer: drillServer(config),

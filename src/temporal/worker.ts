@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type BackupRuntime } from '../../activities/index.js';
+import { workerIdentity } from '../host.js';
 import { ensureSearchAttributes } from './search-attributes.js';
 
 /** This module's sibling at `relative`: the built `.js` when running the built product, else the `.ts` source (tests). */
@@ -67,6 +68,7 @@ export async function createBackupWorker(options: WorkerOptions): Promise<Worker
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
+    identity: workerIdentity(process.pid, options.runtime.host.id),
     activities: createActivities(options.runtime),
     ...chooseBundle(options),
     // Dumps and uploads are I/O-bound child processes and streams: a few at once per worker.
@@ -74,4 +76,40 @@ export async function createBackupWorker(options: WorkerOptions): Promise<Worker
     // The SDK refuses an explicit undefined here.
     ...(options.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: options.shutdownGraceMs }),
   });
+}
+
+/**
+ * The workers of one worker process (src/host.ts): one polls the shared task queue (workflows
+ * and host-free activities), one polls this host's own queue (activities that need its disk).
+ * Both run the same activities, bound to the same runtime; run and stop them together.
+ */
+export async function createBackupWorkers(options: Omit<WorkerOptions, 'taskQueue'>): Promise<Worker[]> {
+  const shared = await createBackupWorker({ ...options, taskQueue: options.runtime.host.sharedTaskQueue });
+  const host = await Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.runtime.host.taskQueue,
+    identity: workerIdentity(process.pid, options.runtime.host.id),
+    activities: createActivities(options.runtime),
+    maxConcurrentActivityTaskExecutions: 8,
+    ...(options.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: options.shutdownGraceMs }),
+  });
+  return [shared, host];
+}
+
+/**
+ * Runs the workers until each has stopped; when one fails, the others are shut down (a process
+ * polling only one of its two queues would take work it cannot finish) and the failure is rethrown.
+ */
+export async function runWorkers(workers: readonly Worker[]): Promise<void> {
+  const results = await Promise.allSettled(
+    workers.map((worker) =>
+      worker.run().catch((error: unknown) => {
+        for (const other of workers) if (other !== worker && other.getState() === 'RUNNING') other.shutdown();
+        throw error;
+      }),
+    ),
+  );
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
 }

@@ -2,7 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createBackupRuntime } from '../../src/runtime.js';
-import { bundleWorkflows, createBackupWorker } from '../../src/temporal/worker.js';
+import { bundleWorkflows, createBackupWorkers, runWorkers } from '../../src/temporal/worker.js';
 import type { BackupRuntime } from '../../activities/index.js';
 import type { Services } from '../helpers/services.js';
 
@@ -26,23 +26,22 @@ export async function startTestProduct(s: Services, env: Record<string, string>)
   const config = loadConfig(env);
   const runtime = await createBackupRuntime(config);
   const nativeConnection = await NativeConnection.connect({ address: s.temporal.address });
-  const worker = await createBackupWorker({
+  const workers = await createBackupWorkers({
     connection: nativeConnection,
     namespace: s.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
     runtime,
     workflowBundle: await bundle,
   });
   const connection = await Connection.connect({ address: s.temporal.address });
   const client = new Client({ connection, namespace: s.temporal.namespace });
-  const running = worker.run();
+  const running = runWorkers(workers);
   return {
     config,
     runtime,
     client,
     taskQueue: config.temporal.taskQueue,
     async close() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await Promise.all([...runtime.repositories.values()].map((r) => r.close()));
       await connection.close();

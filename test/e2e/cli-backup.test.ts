@@ -26,6 +26,8 @@ describe('erp4-backup backup / list / verify', () => {
     expect(backup.stdout).toMatch(/\] (dumping|transferring|writing-manifest|completed)/);
     const id = /backup (\d{8}T\d{6}Z-manual) complete/.exec(backup.stdout)?.[1];
     expect(id).toBeDefined();
+    // One worker: its host holds the local copy, and the output says whose local repository that is.
+    expect(backup.stdout).toContain(`(local: the local repository of host ${product.config.host.id})`);
 
     for (const repo of ['local', 's3']) {
       const list = await runCli(['list', '--repo', repo], env);

@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createBackupRuntime } from '../../src/runtime.js';
-import { createBackupWorker } from '../../src/temporal/worker.js';
+import { createBackupWorkers, runWorkers } from '../../src/temporal/worker.js';
 import type { BackupRuntime } from '../../activities/index.js';
 import { seedSampleDatabase } from '../../src/dev/postgres.js';
 import type { Services } from './services.js';
@@ -79,9 +79,11 @@ export async function productEnv(s: Services, name: string, options: ProductOpti
 export interface RunningProduct {
   config: Config;
   runtime: BackupRuntime;
-  /** Polling the task queue from startProduct() until close(). */
+  /** Polling the shared task queue from startProduct() until close() (a second worker polls the host queue). */
   worker: Worker;
   client: Client;
+  /** Stops polling (both queues) and waits for the workers to stop: a deploy's first half. close() still closes the rest. */
+  stopWorkers(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -90,17 +92,22 @@ export async function startProduct(s: Services, env: Record<string, string>): Pr
   const config = loadConfig(env);
   const runtime = await createBackupRuntime(config);
   const nativeConnection = await NativeConnection.connect({ address: s.temporal.address });
-  const worker = await createBackupWorker({ connection: nativeConnection, namespace: s.temporal.namespace, taskQueue: config.temporal.taskQueue, runtime });
+  const workers = await createBackupWorkers({ connection: nativeConnection, namespace: s.temporal.namespace, runtime });
+  const worker = workers[0]!;
   const connection = await Connection.connect({ address: s.temporal.address });
   const client = new Client({ connection, namespace: s.temporal.namespace });
-  const running = worker.run();
+  const running = runWorkers(workers);
   return {
     config,
     runtime,
     worker,
     client,
+    async stopWorkers() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await running;
+    },
     async close() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await running;
       await Promise.all([...runtime.repositories.values()].map((r) => r.close()));
       await connection.close();

@@ -10,6 +10,7 @@ import { dropDatabase } from '../../src/pg/restore.js';
 import { Freshness, NightlyBackup, Prune, Restore, RestoreDrill } from '../../workflows/index.js';
 import { approveRestoreSignal } from '../../workflows/messages.js';
 import { harnessDb, inPhase, waitForStatus } from '../helpers/drill.js';
+import { createApprovers, type TestApprovers } from '../helpers/approvers.js';
 import { createSampleDatabase, productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
 import { RELEASE_DB, RELEASE_ENV } from './fixtures.js';
@@ -31,6 +32,7 @@ const TARGET_DB = `${RELEASE_DB}_restored`;
 describe(`record release ${version}`, () => {
   const s = services();
   let product: RunningProduct;
+  let approvers: TestApprovers;
   let backupId: string;
   const taskQueue = () => product.config.temporal.taskQueue;
 
@@ -50,13 +52,15 @@ describe(`record release ${version}`, () => {
     const existing = await readdir(releaseDir).catch(() => []);
     expect(existing, `${releaseDir} exists: recordings of a release are never overwritten`).toEqual([]);
     await createSampleDatabase(s, RELEASE_DB);
+    approvers = await createApprovers(['alice', 'bob']);
     const env = await productEnv(s, 'release', {
-      env: { BACKUP_ENV: RELEASE_ENV, DB_NAME: RELEASE_DB, RESTORE_APPROVERS: 'alice:admin,bob:management', RESTORE_TARGET_DB: TARGET_DB, RESTORE_ASSET_DIR: join(await mkdtemp(join(tmpdir(), 'release-assets-')), 'restored') },
+      env: { BACKUP_ENV: RELEASE_ENV, DB_NAME: RELEASE_DB, RESTORE_APPROVERS: 'alice:admin,bob:management', RESTORE_ALLOWED_SIGNERS_FILE: approvers.allowedSignersFile, RESTORE_TARGET_DB: TARGET_DB, RESTORE_ASSET_DIR: join(await mkdtemp(join(tmpdir(), 'release-assets-')), 'restored') },
     });
     product = await startProduct(s, env);
   });
   afterAll(async () => {
     await product?.close();
+    await approvers?.close();
     await dropDatabase(harnessDb(s), TARGET_DB);
   });
 
@@ -74,7 +78,7 @@ describe(`record release ${version}`, () => {
     const handle = await product.client.workflow.start(RestoreDrill, { taskQueue: taskQueue(), workflowId: `release-${version}-drill`, args: [{ backupId, repository: 'local' }] });
     await waitForStatus(handle, inPhase('awaiting-approval'));
     await keepHistory(handle, 'RestoreDrill--awaiting-approval');
-    await handle.signal(approveRestoreSignal, { approver: 'alice', comment: 'release recording' });
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'alice', { comment: 'release recording' }));
     expect((await handle.result()).outcome).toBe('passed');
     await keepHistory(handle, 'RestoreDrill--passed');
   });
@@ -82,10 +86,10 @@ describe(`record release ${version}`, () => {
   it('keeps a Restore between its two approvals, and one that passed', async () => {
     const handle = await product.client.workflow.start(Restore, { taskQueue: taskQueue(), workflowId: `release-${version}-restore`, args: [{ backupId, repository: 'local' }] });
     await waitForStatus(handle, inPhase('awaiting-approval'));
-    await handle.signal(approveRestoreSignal, { approver: 'alice' });
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'alice'));
     await waitForStatus(handle, (status) => status.approvals.accepted.length === 1);
     await keepHistory(handle, 'Restore--between-approvals');
-    await handle.signal(approveRestoreSignal, { approver: 'bob' });
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'bob'));
     expect((await handle.result()).outcome).toBe('passed');
     await keepHistory(handle, 'Restore--passed');
   });

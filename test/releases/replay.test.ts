@@ -3,7 +3,7 @@ import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSo
 import { DeterminismViolationError } from '@temporalio/workflow';
 import type { Configuration } from 'webpack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBackupWorker, workflowInterceptorModules, workflowsPath } from '../../src/temporal/worker.js';
+import { createBackupWorkers, runWorkers, workflowInterceptorModules, workflowsPath } from '../../src/temporal/worker.js';
 import { NightlyBackup, RestoreDrill } from '../../workflows/index.js';
 import { approveRestoreSignal } from '../../workflows/messages.js';
 import { inPhase, waitForStatus } from '../helpers/drill.js';
@@ -49,7 +49,7 @@ describe('a workflow change behind patched()', () => {
 
   beforeAll(async () => {
     await createSampleDatabase(s, database);
-    env = await productEnv(s, 'replay', { assets: false, env: { DB_NAME: database, RESTORE_APPROVERS: 'alice:admin' } });
+    env = await productEnv(s, 'replay', { assets: false, env: { DB_NAME: database, RESTORE_APPROVERS: 'alice:admin', DRILL_ACCEPT_UNSIGNED_APPROVALS: 'true' } });
     product = await startProduct(s, env);
     const { backupId } = await product.client.workflow.execute(NightlyBackup, { taskQueue: env.TEMPORAL_TASK_QUEUE!, workflowId: `replay-backup-${process.pid}`, args: [{ kind: 'daily' }] });
     drillId = `replay-drill-${process.pid}`;
@@ -69,18 +69,17 @@ describe('a workflow change behind patched()', () => {
     await Worker.runReplayHistory({ workflowBundle }, waitingHistory, drillId);
 
     // The deploy: the old worker stops, the new release's worker takes over the same task queue.
-    product.worker.shutdown();
-    while (product.worker.getState() !== 'STOPPED') await new Promise((resolve) => setTimeout(resolve, 50));
+    await product.stopWorkers();
     const connection = await NativeConnection.connect({ address: s.temporal.address });
-    const worker = await createBackupWorker({ connection, namespace: s.temporal.namespace, taskQueue: env.TEMPORAL_TASK_QUEUE!, runtime: product.runtime, workflowBundle });
+    const workers = await createBackupWorkers({ connection, namespace: s.temporal.namespace, runtime: product.runtime, workflowBundle });
+    const running = runWorkers(workers);
     try {
-      const result = await worker.runUntil(async () => {
-        const handle = product.client.workflow.getHandle<typeof RestoreDrill>(drillId);
-        await handle.signal(approveRestoreSignal, { approver: 'alice', comment: 'after the deploy' });
-        return handle.result();
-      });
-      expect(result.outcome).toBe('passed');
+      const handle = product.client.workflow.getHandle<typeof RestoreDrill>(drillId);
+      await handle.signal(approveRestoreSignal, { approver: 'alice', comment: 'after the deploy' });
+      expect((await handle.result()).outcome).toBe('passed');
     } finally {
+      for (const worker of workers) worker.shutdown();
+      await running;
       await connection.close();
     }
   });

@@ -411,6 +411,10 @@ const rows: Row[] = [
     names: ['RESTORE_ALLOWED_SIGNERS_FILE'],
     fragment: 'line 1: the ssh-ed25519 key is missing or is not a base64 ssh-ed25519 public key',
   },
+  { env: { DRILL_DECRYPT_BEFORE_APPROVAL: 'later' }, names: ['DRILL_DECRYPT_BEFORE_APPROVAL'], fragment: 'expected true or false' },
+  { env: { WORKER_HOST_ID: 'backup 1' }, names: ['WORKER_HOST_ID'], fragment: "expected 1-100 letters, digits, '.', '_' or '-'" },
+  { env: { WORKER_HOST_ID: '-backup' }, names: ['WORKER_HOST_ID'], fragment: 'starting with a letter or digit' },
+  { env: { WORKER_HOST_ID: 'h'.repeat(101) }, names: ['WORKER_HOST_ID'], fragment: 'is not valid' },
   { env: { DRILL_LATEST_DATA_QUERY: ' ' }, names: ['DRILL_LATEST_DATA_QUERY'], fragment: 'expected an SQL query returning the time' },
   { env: { DRILL_CHECKS_FILE: path.join(dir, 'none.sql') }, names: ['DRILL_CHECKS_FILE'], fragment: 'does not exist' },
   { env: { DRILL_CHECKS_FILE: badChecksFile }, names: ['DRILL_CHECKS_FILE'], fragment: 'line 1: SQL before the first "-- name: <name>" line' },
@@ -518,10 +522,11 @@ describe('loadConfig: valid settings', () => {
         taskQueue: 'erp4-backup',
         connection: { address: '127.0.0.1:7233', namespace: 'default', tls: false, origins: { address: 'the default 127.0.0.1:7233' } },
       },
+      host: { id: expect.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]*-[0-9a-f]{8}$/) },
       worker: { shutdownGraceMs: 10 * 60 * 1000 },
       backup: { criticalTables: [], lockTimeoutMs: 5 * 60 * 1000 },
       restore: { approvers: [], approvalTimeoutMs: 24 * 3600 * 1000, targetDatabase: 'erp4', smokeUrls: [] },
-      drill: { preApproved: false, acceptUnsignedApprovals: false, smokeUrls: [] },
+      drill: { preApproved: false, acceptUnsignedApprovals: false, decryptBeforeApproval: true, smokeUrls: [] },
       notify: {},
       schedules: {
         daily: { hour: 2, minute: 0 },
@@ -539,6 +544,18 @@ describe('loadConfig: valid settings', () => {
     expect(config.s3).toBeUndefined();
     expect(config.gpg).toBeUndefined();
     expect(config.remote).toBeUndefined();
+  });
+
+  it('gives each BACKUP_DIR on one machine its own host id by default (several workers there are several hosts), stable across restarts', () => {
+    const other = path.join(dir, 'backups-2');
+    const first = loadConfig({ ...base, BACKUP_DIR: backupDir }).host.id;
+    const second = loadConfig({ ...base, BACKUP_DIR: other }).host.id;
+    expect(first).not.toBe(second);
+    expect(first.startsWith(`${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-`)).toBe(true);
+    expect(loadConfig({ ...base, BACKUP_DIR: backupDir }).host.id).toBe(first);
+    // The same directory written differently is the same host.
+    expect(loadConfig({ ...base, BACKUP_DIR: `${backupDir}/` }).host.id).toBe(first);
+    expect(loadConfig({ ...base, BACKUP_DIR: other, WORKER_HOST_ID: 'db-backup-1' }).host.id).toBe('db-backup-1');
   });
 
   it('takes a database name with quotes and spaces verbatim', () => {
@@ -602,6 +619,7 @@ describe('loadConfig: valid settings', () => {
       TEMPORAL_TLS_SERVER_CA_CERT_PATH: testCa.certPath,
       TEMPORAL_TLS_SERVER_NAME: 'temporal.example.com',
       WORKER_SHUTDOWN_GRACE: '15m',
+      WORKER_HOST_ID: 'backup-host-2.dc1',
       CRITICAL_TABLES: 'invoices, accounting.payments',
       SCHEMA_VERSION_QUERY: 'select max(version) from schema_migrations',
       FINGERPRINT_QUERIES_FILE: fingerprintQueriesFile,
@@ -615,6 +633,7 @@ describe('loadConfig: valid settings', () => {
       RESTORE_ALLOWED_SIGNERS_FILE: allowedSignersFile,
       DRILL_ACCEPT_UNSIGNED_APPROVALS: '1',
       DRILL_PREAPPROVED: 'true',
+      DRILL_DECRYPT_BEFORE_APPROVAL: 'false',
       DRILL_LATEST_DATA_QUERY: 'SELECT max(issued_at) FROM invoices',
       DRILL_CHECKS_FILE: drillChecksFile,
       DRILL_SMOKE_URLS: 'http://drill-app:3000/health',
@@ -699,6 +718,7 @@ describe('loadConfig: valid settings', () => {
         },
       },
       worker: { shutdownGraceMs: 15 * 60 * 1000 },
+      host: { id: 'backup-host-2.dc1' },
       backup: {
         criticalTables: [
           { schema: 'public', table: 'invoices' },
@@ -731,6 +751,7 @@ describe('loadConfig: valid settings', () => {
       drill: {
         preApproved: true,
         acceptUnsignedApprovals: true,
+        decryptBeforeApproval: false,
         latestDataQuery: 'SELECT max(issued_at) FROM invoices',
         checks: { file: drillChecksFile, queries: [{ name: 'invoices_total', sql: 'SELECT 1 AS expected, 1 AS actual' }] },
         smokeUrls: ['http://drill-app:3000/health'],

@@ -143,6 +143,13 @@ describe('evaluateFreshness: off-site copies', () => {
     expect(check(repo('s3', []))).toMatchObject([{ id: 'offsite-lag:s3', details: { lag: '1d02h', newest_offsite: 'none' } }]);
   });
 
+  it("names the host whose local repository it read (each host has its own)", () => {
+    const onHost = { ...local, host: 'backup-2-0a1b2c3d' };
+    const [finding] = evaluateFreshness(facts([onHost, repo('s3', [oldest])], { rpoCriticalMs: undefined }), now);
+    expect(finding).toMatchObject({ id: 'offsite-lag:s3', details: { local_host: 'backup-2-0a1b2c3d' } });
+    expect(finding!.summary).toContain('the local repository of host backup-2-0a1b2c3d holds');
+  });
+
   it('ignores old backups an off-site copy never had when it holds a newer one', () => {
     const added = repo('s3', [newest]);
     expect(check(added)).toEqual([]);

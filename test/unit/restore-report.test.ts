@@ -79,4 +79,16 @@ describe('restore report', () => {
     expect(markdown).toContain('- Same generation (S24): database and files both from backup `20261126T170000Z-daily`');
     expect(markdown).toContain('## Response');
   });
+
+  it('says on which host it ran and when it decrypted, before or after approval (issue 14)', () => {
+    const markdown = renderMarkdown({
+      ...report,
+      host: 'backup-2-0a1b2c3d',
+      hostsLost: ['backup-1-9f8e7d6c'],
+      decryption: { finishedAt: '2026-12-01T01:05:01.000Z', beforeApproval: false, host: 'backup-2-0a1b2c3d' },
+    });
+    expect(markdown).toContain('- Host: `backup-2-0a1b2c3d` (after losing `backup-1-9f8e7d6c`)');
+    expect(markdown).toContain('- Decrypted: finished 2026-12-01T01:05:01.000Z on `backup-2-0a1b2c3d`, after approval');
+    expect(renderMarkdown(report)).not.toContain('- Decrypted:');
+  });
 });

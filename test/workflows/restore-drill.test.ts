@@ -101,6 +101,8 @@ describe('RestoreDrill', () => {
     expect(waiting.database).toBe(scratchOf(workflowId));
     expect(waiting.database).toMatch(/^drill_\d{8}t\d{6}z_daily_[0-9a-f]{6}$/);
     expect(waiting.phases.map((p) => p.phase)).toEqual(['selecting', 'downloading', 'decrypting']);
+    // DRILL_DECRYPT_BEFORE_APPROVAL defaults to true: a drill decrypts while it waits, and says so.
+    expect(waiting.decryption).toMatchObject({ beforeApproval: true });
     expect(await databasesLike(s, scratchOf(workflowId))).toEqual([]);
     // Prune sees the backup in use (BackupId search attribute) and keeps it while the drill runs.
     await expect.poll(async () => (await listBackupsInUse(product.client, 'test')).restoreDrills[backup.backupId] ?? [], { timeout: 15_000 }).toContain(workflowId);

@@ -140,7 +140,7 @@ describe('Restore', () => {
       ['bob', 'management', undefined, await approvers.fingerprint('bob')],
     ]);
     expect(report.phases.map((p) => p.phase)).toEqual([
-      'selecting', 'downloading', 'decrypting', 'awaiting-approval', 'applying-globals', 'restoring-database', 'restoring-assets', 'checking', 'cleaning-up',
+      'selecting', 'downloading', 'awaiting-approval', 'decrypting', 'applying-globals', 'restoring-database', 'restoring-assets', 'checking', 'cleaning-up',
     ]);
   });
 
