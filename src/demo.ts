@@ -2,13 +2,13 @@
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from './config.js';
 import { followBackup } from './commands/backup.js';
 import { describeError } from './commands/format.js';
 import { createSampleAssets } from './dev/assets.js';
+import { approvalCommands, cancelDemoDrill, followDemoDrill, startDemoDrill } from './dev/demo-drill.js';
 import { seedSampleDatabase, startPostgres } from './dev/postgres.js';
 import { isPortOpen } from './dev/processes.js';
 import { startTemporalDevServer } from './dev/temporal-server.js';
@@ -17,29 +17,53 @@ import { parseManifest } from './manifest.js';
 import { createBackupRuntime } from './runtime.js';
 import { createBackupWorker } from './temporal/worker.js';
 import { projectRoot, loadToolPaths } from './tools.js';
-import type { NightlyBackup } from '../workflows/index.js';
+import type { NightlyBackup, RestoreDrill } from '../workflows/index.js';
+import type { WorkflowHandle } from '@temporalio/client';
+
+/** The approver the demo configures (RESTORE_APPROVERS) when the environment names none. */
+const DEMO_APPROVER = 'oncall:admin';
+
+class DemoInterrupted extends Error {}
 
 /**
- * `npm run demo`: one NightlyBackup end to end on this machine. It starts what is not
+ * `npm run demo`: the product's loop end to end on this machine. It starts what is not
  * configured: the Temporal dev server with its Web UI (unless TEMPORAL_ADDRESS is set) and a
  * throwaway PostgreSQL 15 with the sample ERP database and sample PDFs (unless DB_HOST is
- * set), then a worker, then the backup; it prints where the backup went and the Web UI link.
+ * set), then a worker; then a NightlyBackup, and a RestoreDrill of that backup that waits for
+ * approval. It prints the approval commands and the Web UI links; on a terminal it waits for
+ * the user to approve from another terminal (`--approve`: it approves itself at once),
+ * otherwise it approves itself; then it prints the drill's stored report.
  *
  * Interactive (a terminal on stdin) it keeps everything running for the Web UI until Ctrl-C;
- * otherwise (CI, tests, `--exit`) it stops once the backup is done. State lives in `.demo/`
+ * otherwise (CI, tests, `--exit`) it stops once the drill is done. State lives in `.demo/`
  * (DEMO_DIR). The SDK's own logging is limited to warnings, so the demo's lines stand out.
  */
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const keepRunning = process.stdin.isTTY === true && !process.argv.includes('--exit');
+  const interactive = process.stdin.isTTY === true;
+  const keepRunning = interactive && !process.argv.includes('--exit');
+  const selfApproval = !interactive ? 'approved by the demo itself (no terminal)' : process.argv.includes('--approve') ? 'approved by the demo itself (--approve)' : undefined;
+  // Ctrl-C ends the demo through the `finally` below, so the services it started stop too.
+  const interrupted = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  let drill: WorkflowHandle<typeof RestoreDrill> | undefined;
   const tools = loadToolPaths();
   const demoDir = process.env.DEMO_DIR ?? join(projectRoot(), '.demo');
   await mkdir(join(demoDir, 'logs'), { recursive: true });
   const stops: Array<() => Promise<void>> = [];
   const say = (line: string) => process.stdout.write(`${line}\n`);
 
-  try {
-    const env: Record<string, string | undefined> = { BACKUP_ENV: 'demo', BACKUP_DIR: join(demoDir, 'backups'), TEMPORAL_TASK_QUEUE: 'erp4-backup-demo', ...process.env };
+  const loop = async () => {
+    const env: Record<string, string | undefined> = {
+      BACKUP_ENV: 'demo',
+      BACKUP_DIR: join(demoDir, 'backups'),
+      TEMPORAL_TASK_QUEUE: 'erp4-backup-demo',
+      ...process.env,
+      RESTORE_APPROVERS: process.env.RESTORE_APPROVERS || DEMO_APPROVER,
+      // The drill must wait for the approval the demo shows, and the demo's approval is the
+      // plain approve-restore signal (no signed statement).
+      DRILL_PREAPPROVED: 'false',
+      DRILL_ACCEPT_UNSIGNED_APPROVALS: 'true',
+    };
 
     let webUi = process.env.TEMPORAL_UI_URL;
     if (!process.env.TEMPORAL_ADDRESS) {
@@ -113,12 +137,57 @@ async function main(): Promise<void> {
     say(`    manifest ${join(config.local.backupDir, result.manifestKey)}`);
     say(`  read the dump: ${join(config.db.pgBinDir ?? '', 'pg_restore')} --list ${join(config.local.backupDir, artifacts.db!.key)}`);
     say(`  workflow id: ${workflowId}`);
-    if (webUi) say(`  Temporal Web UI: ${webUi}/namespaces/${config.temporal.namespace}/workflows/${workflowId}`);
+    const webUiLink = (id: string) => (webUi ? `${webUi}/namespaces/${config.temporal.namespace}/workflows/${id}` : undefined);
+    if (webUi) say(`  Temporal Web UI: ${webUiLink(workflowId)}`);
 
+    const approver = config.restore.approvers[0]!.name;
+    drill = await startDemoDrill(client, config.temporal.taskQueue, `drill-${config.env}-${backupId}`, result.backupId, 'local');
+    say(`\nstarted RestoreDrill of backup ${result.backupId}, workflow id ${drill.workflowId}`);
+    const commands = approvalCommands({
+      workflowId: drill.workflowId,
+      approver,
+      comment: 'checked in the demo',
+      temporalAddress: config.temporal.address,
+      namespace: config.temporal.namespace,
+      databaseName: config.db.database,
+      projectRoot: projectRoot(),
+      temporalCliPath: tools.temporalCliPath,
+    });
+    const drillResult = await followDemoDrill(drill, {
+      approver,
+      selfApproval,
+      local: runtime.repositories.get('local')!,
+      out: process.stdout,
+      instructions: (status) => [
+        `the drill waits for approve-restore from an approver in RESTORE_APPROVERS (${approver}) until ${status.approvals.deadline ?? '?'}; approve it with`,
+        `  ${commands.erp4Backup}`,
+        `or with the Temporal CLI:`,
+        `  ${commands.temporal}`,
+        ...(webUi ? [`  drill in the Temporal Web UI: ${webUiLink(drill!.workflowId)}`] : []),
+      ],
+    });
+    if (drillResult.outcome !== 'passed') process.exitCode = 1;
+  };
+
+  let looping = true;
+  try {
+    await Promise.race([
+      loop(),
+      interrupted.then(async () => {
+        if (!looping) return;
+        if (drill) await cancelDemoDrill(drill);
+        throw new DemoInterrupted();
+      }),
+    ]);
+    looping = false;
     if (keepRunning) {
       say('\nThe dev server, the database and the worker keep running for the Web UI; press Ctrl-C to stop.');
-      await once(process, 'SIGINT');
+      await interrupted;
     }
+  } catch (error) {
+    if (!(error instanceof DemoInterrupted)) throw error;
+    say('\ninterrupted (Ctrl-C): stopping');
+    process.exitCode = 130;
   } finally {
     for (const stop of stops) await stop().catch((error: unknown) => process.stderr.write(`demo: while stopping: ${describeError(error)}\n`));
   }
