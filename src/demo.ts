@@ -43,8 +43,10 @@ async function main(): Promise<void> {
   const interactive = process.stdin.isTTY === true;
   const keepRunning = interactive && !process.argv.includes('--exit');
   const selfApproval = !interactive ? 'approved by the demo itself (no terminal)' : process.argv.includes('--approve') ? 'approved by the demo itself (--approve)' : undefined;
-  // Ctrl-C ends the demo through the `finally` below, so the services it started stop too.
-  const interrupted = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  // Ctrl-C ends the demo through the `finally` below. A listener that stays (not `once`): with
+  // it, src/dev/processes.ts's emergency handler (it kills the services) does not re-raise
+  // SIGINT, which would end the process before the worker and the connections are closed.
+  const interrupted = new Promise<void>((resolve) => process.on('SIGINT', () => resolve()));
   let drill: WorkflowHandle<typeof RestoreDrill> | undefined;
   const tools = loadToolPaths();
   const demoDir = process.env.DEMO_DIR ?? join(projectRoot(), '.demo');
@@ -111,7 +113,8 @@ async function main(): Promise<void> {
     const worker = await createBackupWorker({ connection: nativeConnection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, runtime });
     const running = worker.run();
     stops.unshift(async () => {
-      worker.shutdown();
+      // Ctrl-C has already started the worker's shutdown (the SDK's Runtime listens for SIGINT).
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await nativeConnection.close();
     });
