@@ -20,8 +20,8 @@ import { projectRoot, loadToolPaths } from './tools.js';
 import type { NightlyBackup, RestoreDrill } from '../workflows/index.js';
 import type { WorkflowHandle } from '@temporalio/client';
 
-/** The approver the demo configures (RESTORE_APPROVERS) when the environment names none. */
-const DEMO_APPROVER = 'oncall:admin';
+/** The approver of the demo's drill (RESTORE_APPROVERS), the name its printed commands use. */
+const DEMO_APPROVER = { name: 'oncall', role: 'admin' };
 
 class DemoInterrupted extends Error {}
 
@@ -60,9 +60,9 @@ async function main(): Promise<void> {
       BACKUP_DIR: join(demoDir, 'backups'),
       TEMPORAL_TASK_QUEUE: 'erp4-backup-demo',
       ...process.env,
-      RESTORE_APPROVERS: process.env.RESTORE_APPROVERS || DEMO_APPROVER,
-      // The drill must wait for the approval the demo shows, and the demo's approval is the
-      // plain approve-restore signal (no signed statement).
+      // The drill must wait for the approval the demo shows, from the approver its commands
+      // name, and the demo's approval is the plain approve-restore signal (no signed statement).
+      RESTORE_APPROVERS: `${DEMO_APPROVER.name}:${DEMO_APPROVER.role}`,
       DRILL_PREAPPROVED: 'false',
       DRILL_ACCEPT_UNSIGNED_APPROVALS: 'true',
     };
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
     const webUiLink = (id: string) => (webUi ? `${webUi}/namespaces/${config.temporal.namespace}/workflows/${id}` : undefined);
     if (webUi) say(`  Temporal Web UI: ${webUiLink(workflowId)}`);
 
-    const approver = config.restore.approvers[0]!.name;
+    const approver = DEMO_APPROVER.name;
     drill = await startDemoDrill(client, config.temporal.taskQueue, `drill-${config.env}-${backupId}`, result.backupId, 'local');
     say(`\nstarted RestoreDrill of backup ${result.backupId}, workflow id ${drill.workflowId}`);
     const commands = approvalCommands({

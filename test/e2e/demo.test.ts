@@ -1,11 +1,11 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runCommand } from '../../src/dev/processes.js';
+import { isPortOpen, runCommand } from '../../src/dev/processes.js';
 import { shellWord } from '../../src/dev/demo-drill.js';
 import { services } from '../helpers/services.js';
 
@@ -132,6 +132,9 @@ describe('npm run demo', () => {
     });
     expect(output).toContain('approve-restore sent by the demo as oncall: approved by the demo itself (no terminal)');
     expectPassedDrillApprovedBy(run, 'approved by the demo itself (no terminal)');
+    // The report printed is the one stored beside the backup.
+    const reportKey = /--- drill report \((demo\/meta\/drills\/\S+\.md)\) ---/.exec(output)![1]!;
+    expect((await readFile(join(demoDir, 'backups', reportKey), 'utf8')).trimEnd()).toBe(run.report());
     expect(output).not.toContain('keep running');
   }, 120_000);
 
@@ -153,6 +156,11 @@ describe('npm run demo', () => {
     run.child.stdin.write('\x03');
     expect(await run.exit, run.output).toBe(0);
     expect(run.output).not.toContain('while stopping');
+    // Ctrl-C stopped the dev server and the database too.
+    const temporalPort = Number(/^TEMPORAL_ADDRESS=127\.0\.0\.1:(\d+) /.exec(erp4Backup)![1]);
+    const postgresPort = Number(/throwaway PostgreSQL \S+ on 127\.0\.0\.1:(\d+)/.exec(run.output)![1]);
+    expect(await isPortOpen('127.0.0.1', temporalPort)).toBe(false);
+    expect(await isPortOpen('127.0.0.1', postgresPort)).toBe(false);
   }, 120_000);
 
   it('on a terminal: the printed temporal workflow signal command approves the drill', async () => {
