@@ -8,7 +8,7 @@ import { loadConfig } from './config.js';
 import { followBackup } from './commands/backup.js';
 import { describeError } from './commands/format.js';
 import { createSampleAssets } from './dev/assets.js';
-import { approvalCommands, cancelDemoDrill, followDemoDrill, startDemoDrill } from './dev/demo-drill.js';
+import { approvalCommands, followDemoDrill, startDemoDrill } from './dev/demo-drill.js';
 import { seedSampleDatabase, startPostgres } from './dev/postgres.js';
 import { isPortOpen } from './dev/processes.js';
 import { startTemporalDevServer } from './dev/temporal-server.js';
@@ -17,8 +17,7 @@ import { parseManifest } from './manifest.js';
 import { createBackupRuntime } from './runtime.js';
 import { createBackupWorker } from './temporal/worker.js';
 import { projectRoot, loadToolPaths } from './tools.js';
-import type { NightlyBackup, RestoreDrill } from '../workflows/index.js';
-import type { WorkflowHandle } from '@temporalio/client';
+import type { NightlyBackup } from '../workflows/index.js';
 
 /** The approver of the demo's drill (RESTORE_APPROVERS), the name its printed commands use. */
 const DEMO_APPROVER = { name: 'oncall', role: 'admin' };
@@ -44,10 +43,10 @@ async function main(): Promise<void> {
   const keepRunning = interactive && !process.argv.includes('--exit');
   const selfApproval = !interactive ? 'approved by the demo itself (no terminal)' : process.argv.includes('--approve') ? 'approved by the demo itself (--approve)' : undefined;
   // Ctrl-C ends the demo through the `finally` below. A listener that stays (not `once`): with
-  // it, src/dev/processes.ts's emergency handler (it kills the services) does not re-raise
-  // SIGINT, which would end the process before the worker and the connections are closed.
+  // it, src/dev/processes.ts's emergency handler (it kills the services at once) does not
+  // re-raise SIGINT, which would end the process before the worker has stopped.
+  let interruptedWhileRunning = false;
   const interrupted = new Promise<void>((resolve) => process.on('SIGINT', () => resolve()));
-  let drill: WorkflowHandle<typeof RestoreDrill> | undefined;
   const tools = loadToolPaths();
   const demoDir = process.env.DEMO_DIR ?? join(projectRoot(), '.demo');
   await mkdir(join(demoDir, 'logs'), { recursive: true });
@@ -120,7 +119,11 @@ async function main(): Promise<void> {
     });
 
     const connection = await Connection.connect({ address: config.temporal.address });
-    stops.unshift(() => connection.close());
+    // After Ctrl-C mid-run, calls the client retries against the killed server are still
+    // pending, and closing the channel under them throws from a timer: the process exits instead.
+    stops.unshift(async () => {
+      if (!interruptedWhileRunning) await connection.close();
+    });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const backupId = backupIdFor('daily', new Date());
     const workflowId = `backup-${config.env}-${backupId}`;
@@ -144,7 +147,7 @@ async function main(): Promise<void> {
     if (webUi) say(`  Temporal Web UI: ${webUiLink(workflowId)}`);
 
     const approver = DEMO_APPROVER.name;
-    drill = await startDemoDrill(client, config.temporal.taskQueue, `drill-${config.env}-${backupId}`, result.backupId, 'local');
+    const drill = await startDemoDrill(client, config.temporal.taskQueue, `drill-${config.env}-${backupId}`, result.backupId, 'local');
     say(`\nstarted RestoreDrill of backup ${result.backupId}, workflow id ${drill.workflowId}`);
     const commands = approvalCommands({
       workflowId: drill.workflowId,
@@ -166,7 +169,7 @@ async function main(): Promise<void> {
         `  ${commands.erp4Backup}`,
         `or with the Temporal CLI:`,
         `  ${commands.temporal}`,
-        ...(webUi ? [`  drill in the Temporal Web UI: ${webUiLink(drill!.workflowId)}`] : []),
+        ...(webUi ? [`  drill in the Temporal Web UI: ${webUiLink(drill.workflowId)}`] : []),
       ],
     });
     if (drillResult.outcome !== 'passed') process.exitCode = 1;
@@ -178,7 +181,7 @@ async function main(): Promise<void> {
       loop(),
       interrupted.then(async () => {
         if (!looping) return;
-        if (drill) await cancelDemoDrill(drill);
+        interruptedWhileRunning = true;
         throw new DemoInterrupted();
       }),
     ]);
@@ -194,6 +197,8 @@ async function main(): Promise<void> {
   } finally {
     for (const stop of stops) await stop().catch((error: unknown) => process.stderr.write(`demo: while stopping: ${describeError(error)}\n`));
   }
+  // The client's retries against the stopped server would keep the process alive.
+  if (interruptedWhileRunning) process.exit();
 }
 
 main().catch((error: unknown) => {

@@ -5,7 +5,7 @@ import { followRestore } from '../commands/follow-restore.js';
 import { formatDuration } from '../commands/format.js';
 import type { Repository } from '../storage/repository.js';
 import type { RestoreDrill } from '../../workflows/index.js';
-import { approveRestoreSignal, cancelRestoreSignal, restoreStatusQuery, type RestoreResult, type RestoreStatus } from '../../workflows/messages.js';
+import { approveRestoreSignal, restoreStatusQuery, type RestoreResult, type RestoreStatus } from '../../workflows/messages.js';
 
 /**
  * The second half of `npm run demo`: a RestoreDrill of the demo's backup that waits for
@@ -86,12 +86,6 @@ export async function followDemoDrill(handle: WorkflowHandle<typeof RestoreDrill
   await printReport(result.reportKeys, options.local, out);
   say(`drill ${result.outcome}: backup ${result.backupId ?? '-'}, ${result.checks.length} checks, measured RTO ${formatDuration(result.rtoMs)}`);
   return result;
-}
-
-/** Ctrl-C during the drill: cancelled, not abandoned, so it drops its scratch database and stores its report. */
-export async function cancelDemoDrill(handle: WorkflowHandle<typeof RestoreDrill>): Promise<void> {
-  await handle.signal(cancelRestoreSignal, { by: 'npm run demo', reason: 'Ctrl-C' }).catch(() => undefined);
-  await Promise.race([handle.result().catch(() => undefined), sleep(10_000)]);
 }
 
 /** The status once the drill reached its approval step (or passed it); undefined when it ended before. */

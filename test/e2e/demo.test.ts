@@ -172,6 +172,21 @@ describe('npm run demo', () => {
     expectPassedDrillApprovedBy(run, 'checked in the demo');
   }, 120_000);
 
+  it('on a terminal: Ctrl-C while the drill waits for approval stops the demo, the dev server and the database', async () => {
+    const run = demoOnTerminal([]);
+    const { erp4Backup } = await run.approvalCommands();
+    await run.waitFor(/^waiting for the approval/m);
+    run.child.stdin.write('\x03');
+    expect(await run.exit, run.output).toBe(130);
+    expect(run.output).toContain('\ninterrupted (Ctrl-C): stopping\n');
+    // Stopped, not crashed: no error and no stack trace after it.
+    expect(run.output).not.toMatch(/demo failed|while stopping|^\s+at /m);
+    const temporalPort = Number(/^TEMPORAL_ADDRESS=127\.0\.0\.1:(\d+) /.exec(erp4Backup)![1]);
+    const postgresPort = Number(/throwaway PostgreSQL \S+ on 127\.0\.0\.1:(\d+)/.exec(run.output)![1]);
+    expect(await isPortOpen('127.0.0.1', temporalPort)).toBe(false);
+    expect(await isPortOpen('127.0.0.1', postgresPort)).toBe(false);
+  }, 120_000);
+
   it('on a terminal with --approve: approves at once, without waiting for the user', async () => {
     const run = demoOnTerminal(['--approve', '--exit']);
     expect(await run.exit, run.output).toBe(0);
