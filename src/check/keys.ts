@@ -81,7 +81,7 @@ export async function probeBackupKeys(config: Config, catalogs: ReadonlyMap<stri
         remedy: 'erp4-backup keys --repo <name> lists them with the keys they need',
       };
     }
-    return ok(name, `every encrypted backup (${encrypted}) is encrypted to a key GPG_PRIVATE_KEY_FILE holds`);
+    return ok(name, encrypted === 0 ? 'no backup is OpenPGP-encrypted yet' : `each of the ${encrypted} encrypted backups is encrypted to a key GPG_PRIVATE_KEY_FILE holds`);
   } catch (error) {
     return critical(name, error, { fallback: ['GPG_PRIVATE_KEY_FILE'] });
   }

@@ -8,16 +8,21 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { generateKey } from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeDatabase } from '../../src/check/database.js';
+import { probeBackupKeys, probeDecryptionKeys, probeEncryptionKey } from '../../src/check/keys.js';
 import type { CheckReport, ProbeResult } from '../../src/check/probe.js';
+import { probeTemporal } from '../../src/check/temporal.js';
+import { loadConfig } from '../../src/config.js';
 import { backupIdFor } from '../../src/layout.js';
+import type { Manifest } from '../../src/manifest.js';
 import { LocalRepository } from '../../src/storage/local.js';
-import { SCHEDULE_NAMES, scheduleId } from '../../src/temporal/schedules.js';
+import { applySchedules, pauseSchedule, SCHEDULE_NAMES, scheduleId } from '../../src/temporal/schedules.js';
 import { runCli } from '../helpers/cli.js';
 import { startIamS3, type IamS3 } from '../helpers/iam-s3.js';
 import { productEnv } from '../helpers/product.js';
 import { testS3Client } from '../helpers/s3-server.js';
 import { services } from '../helpers/services.js';
-import { writeSyntheticBackup } from '../helpers/synthetic-backups.js';
+import { syntheticManifest, writeSyntheticBackup } from '../helpers/synthetic-backups.js';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process.js';
 
 // `erp4-backup check`, the built CLI, against the real services: everything configured as in
@@ -73,7 +78,7 @@ async function createBareNamespace(): Promise<string> {
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'erp4-check-'));
-  [iam, bareNamespace] = await Promise.all([startIamS3(s, { name: `moto-check-${process.pid}`, bucket: 'erp4-check', prefix: 'erp4', env: envName }), createBareNamespace()]);
+  [iam, bareNamespace] = await Promise.all([startIamS3(s, { name: `moto-check-${process.pid}`, bucket: 'erp4-check', prefix: 'erp4', copyPrefix: 'erp4-copy', env: envName }), createBareNamespace()]);
   base = await productEnv(s, 'check', { sftp: true, gpg: true, env: { BACKUP_ENV: envName, ...iam.env } });
   worker = await startWorkerProcess(s, base, `check-worker-${process.pid}`);
   const applied = await runCli(['schedules', 'apply'], base);
@@ -137,7 +142,7 @@ describe('erp4-backup check with everything in place', () => {
     expect(lines[0]).toBe(`erp4-backup check OK: ${json.report!.probes.length} ok`);
     expect(lines.slice(1).map((line) => line.split(/\s{2,}/).slice(0, 2))).toEqual(json.report!.probes.map((p) => ['OK', p.name]));
 
-    for (const secret of [base.DB_PASSWORD!, base.GPG_PASSPHRASE!, ...Object.values(iam.keys).map((key) => key.secretAccessKey)]) {
+    for (const secret of [base.DB_PASSWORD!, base.GPG_PASSPHRASE!, iam.keys.writer.secretAccessKey, iam.keys.reader.secretAccessKey, iam.keys.pruner.secretAccessKey]) {
       expect(human.stdout + human.stderr + json.stdout).not.toContain(secret);
     }
     // The probe objects are gone from every repository.
@@ -199,6 +204,25 @@ describe.concurrent('erp4-backup check with one broken thing', () => {
     othersOk(report, ['s3: object lock']);
   });
 
+  it('an off-site copy whose role may not delete (deploy/iam/offsite-copy.json) is a WARNING; the probe object stays', async () => {
+    const { code, report } = await check(iam.copyEnv);
+    expect(code, JSON.stringify(report)).toBe(1);
+    expect(report!.probes.filter((p) => p.name.startsWith('s3-copy: ')).map((p) => [p.name, p.status])).toEqual([
+      ['s3-copy: write', 'OK'],
+      ['s3-copy: read', 'OK'],
+      ['s3-copy: encryption', 'OK'],
+      ['s3-copy: delete', 'WARNING'],
+    ]);
+    const deleted = probe(report, 's3-copy: delete');
+    expect(deleted.settings).toEqual(['S3_COPY_ACCESS_KEY_ID', 'S3_COPY_SECRET_ACCESS_KEY']);
+    const left = /the probe object (\S+) is left/.exec(deleted.detail)?.[1];
+    const s3 = testS3Client({ ...iam.server, ...iam.keys['offsite-copy'] });
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: iam.bucket, Prefix: `erp4-copy/${envName}/check/` }));
+    s3.destroy();
+    expect(listed.Contents?.map((object) => object.Key)).toEqual([`erp4-copy/${left}`]);
+    othersOk(report, ['s3-copy: delete']);
+  });
+
   it('a wrong REMOTE_HOST_KEY is CRITICAL naming REMOTE_HOST_KEY', async () => {
     const { code, report } = await check({ REMOTE_HOST_KEY: `SHA256:${randomBytes(32).toString('base64').replace(/=+$/, '')}` });
     expect(code).toBe(2);
@@ -243,7 +267,7 @@ describe.concurrent('erp4-backup check with one broken thing', () => {
     expect(probe(report, 'temporal: worker')).toMatchObject({ status: 'CRITICAL', settings: ['TEMPORAL_TASK_QUEUE'] });
     expect(probe(report, 'temporal: worker').detail).toMatch(/no worker polls task queue check-nobody-\d+ .* for workflow and activity tasks/);
     // The applied schedules start their workflows on the worker's queue, not this one.
-    expect(probe(report, 'temporal: schedules')).toMatchObject({ status: 'WARNING', settings: expect.arrayContaining(['TEMPORAL_TASK_QUEUE']) });
+    expect(probe(report, 'temporal: schedules')).toMatchObject({ status: 'WARNING', settings: expect.arrayContaining(['SCHEDULE_DAILY', 'TEMPORAL_TASK_QUEUE']) });
   });
 
   it('schedules the configuration asks for but nobody applied are CRITICAL, with the command that applies them', async () => {
@@ -274,5 +298,71 @@ describe.concurrent('erp4-backup check with one broken thing', () => {
     const result = await runCli(['check', '--no-such-option'], base);
     expect(result.code).toBe(3);
     expect(result.stderr).toContain("unknown option '--no-such-option'");
+  });
+});
+
+// The other failures of the README's table, probe by probe in this process (no CLI start each).
+describe.concurrent('probes in this process', () => {
+  const configWith = (overrides: Record<string, string>) => loadConfig({ ...base, ...overrides });
+
+  it('database: a missing database names DB_NAME; a closed port DB_HOST and DB_PORT', async () => {
+    const [missing, closed] = await Promise.all([probeDatabase(configWith({ DB_NAME: 'no_such_db' })), probeDatabase(configWith({ DB_PORT: '1' }))]);
+    expect(missing.result).toMatchObject({ status: 'CRITICAL', settings: ['DB_NAME'] });
+    expect(closed.result).toMatchObject({ status: 'CRITICAL', settings: ['DB_HOST', 'DB_PORT'] });
+  });
+
+  it('gpg: a wrong passphrase names GPG_PASSPHRASE', async () => {
+    const config = configWith({ GPG_PASSPHRASE: 'not-the-passphrase' });
+    const { ciphertext } = await probeEncryptionKey(config);
+    const result = await probeDecryptionKeys(config, ciphertext);
+    expect(result).toMatchObject({ status: 'CRITICAL', settings: expect.arrayContaining(['GPG_PASSPHRASE']) });
+    expect(result.detail).toMatch(/GPG_PASSPHRASE is wrong/);
+  });
+
+  it('gpg: a backup encrypted to a key GPG_PRIVATE_KEY_FILE lacks is a WARNING naming it', async () => {
+    const layout = { env: envName, prefix: 'erp4' };
+    const generatedAt = '2026-11-20T17:00:00Z';
+    const manifest = syntheticManifest(layout, { id: '20261120T170000Z-daily', kind: 'daily', generatedAt, pinned: false });
+    const encrypted: Manifest = {
+      ...manifest,
+      artifacts: {
+        ...manifest.artifacts,
+        db: { ...manifest.artifacts.db!, encryption: 'openpgp', recipients: [{ keyId: '0123456789ABCDEF', primaryFingerprint: '0123456789ABCDEF0123456789ABCDEF01234567' }] },
+      },
+    };
+    const result = await probeBackupKeys(configWith({}), new Map([['local', { backups: [encrypted], invalid: [] }]]));
+    expect(result).toMatchObject({ status: 'WARNING', settings: ['GPG_PRIVATE_KEY_FILE'] });
+    expect(result.detail).toContain('20261120T170000Z-daily');
+  });
+
+  it('temporal: an unknown namespace names TEMPORAL_NAMESPACE; an address nobody serves TEMPORAL_ADDRESS', async () => {
+    const [noNamespace, noServer] = await Promise.all([
+      probeTemporal(configWith({ TEMPORAL_NAMESPACE: `no-such-namespace-${process.pid}` }), new Date()),
+      probeTemporal(configWith({ TEMPORAL_ADDRESS: '127.0.0.1:1' }), new Date()),
+    ]);
+    expect(noNamespace.map((p) => [p.name, p.status])).toEqual([
+      ['temporal: connection', 'CRITICAL'],
+      ['temporal: search attributes', 'UNKNOWN'],
+      ['temporal: schedules', 'UNKNOWN'],
+      ['temporal: worker', 'UNKNOWN'],
+    ]);
+    expect(noNamespace[0]!.settings).toEqual(['TEMPORAL_NAMESPACE']);
+    expect(noServer[0]).toMatchObject({ status: 'CRITICAL', settings: expect.arrayContaining(['TEMPORAL_ADDRESS']) });
+  });
+
+  it('temporal: a paused schedule is a WARNING with the command that unpauses it', async () => {
+    // Its own env: pausing this file's schedules would disturb the other tests.
+    const config = configWith({ BACKUP_ENV: `${envName}-paused` });
+    const connection = await Connection.connect({ address: s.temporal.address });
+    const client = new Client({ connection, namespace: s.temporal.namespace });
+    try {
+      await applySchedules(client, config);
+      await pauseSchedule(client, config, 'prune', 'disk replaced tonight');
+      const schedules = (await probeTemporal(config, new Date())).find((p) => p.name === 'temporal: schedules');
+      expect(schedules).toMatchObject({ status: 'WARNING', detail: 'paused: prune (disk replaced tonight)', remedy: 'erp4-backup schedules unpause prune' });
+    } finally {
+      for (const name of SCHEDULE_NAMES) await client.schedule.getHandle(scheduleId(config.env, name)).delete().catch(() => undefined);
+      await connection.close();
+    }
   });
 });

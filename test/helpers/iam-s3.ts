@@ -8,12 +8,13 @@ import type { Services } from './services.js';
 
 /**
  * A private moto server that enforces IAM (the shared one accepts any credentials), with one
- * user per role of deploy/iam/{writer,reader,pruner}.json rendered for one bucket, prefix and
- * env: the product's S3_WRITER_*, S3_READER_* and S3_PRUNER_* exactly as production gives them.
- * moto evaluates Action, Resource and Effect, not S3 condition keys.
+ * user per policy of deploy/iam/ rendered for one bucket, prefix and env: the product's
+ * S3_WRITER_*, S3_READER_*, S3_PRUNER_* and S3_COPY_* exactly as production gives them (the
+ * off-site copy lives in the same bucket under its own prefix here). moto evaluates Action,
+ * Resource and Effect, not S3 condition keys.
  */
-export const IAM_ROLES = ['writer', 'reader', 'pruner'] as const;
-export type IamRole = (typeof IAM_ROLES)[number];
+const PRODUCT_ROLES = ['writer', 'reader', 'pruner'] as const;
+export type IamRole = (typeof PRODUCT_ROLES)[number] | 'offsite-copy';
 
 export interface IamS3 {
   server: S3Server;
@@ -21,6 +22,8 @@ export interface IamS3 {
   keys: Record<IamRole, { accessKeyId: string; secretAccessKey: string }>;
   /** S3_* settings of the product for this server, every role with its own user's keys. */
   env: Record<string, string>;
+  /** S3_COPY_* settings: the off-site copy under `copyPrefix`, with the offsite-copy role's keys. */
+  copyEnv: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -55,21 +58,26 @@ print(json.dumps(keys))
   return JSON.parse((await child).stdout) as IamS3['keys'];
 }
 
-export async function startIamS3(s: Services, options: { name: string; bucket: string; prefix: string; env: string }): Promise<IamS3> {
+export async function startIamS3(s: Services, options: { name: string; bucket: string; prefix: string; copyPrefix: string; env: string }): Promise<IamS3> {
   const { motoServerPath } = loadToolPaths();
   const server = await startS3Server({ motoServerPath, logPath: join(s.workDir, 'logs', `${options.name}.log`) });
   try {
     await createTestBucket(server, options.bucket);
+    const kmsKeyArn = 'arn:aws:kms:ap-northeast-1:123456789012:key/11111111-2222-3333-4444-555555555555';
     const values = {
       S3_BUCKET: options.bucket,
       S3_PREFIX: options.prefix,
       BACKUP_ENV: options.env,
-      SSE_KMS_KEY_ARN: 'arn:aws:kms:ap-northeast-1:123456789012:key/11111111-2222-3333-4444-555555555555',
+      SSE_KMS_KEY_ARN: kmsKeyArn,
+      S3_COPY_BUCKET: options.bucket,
+      S3_COPY_PREFIX: options.copyPrefix,
+      S3_COPY_SSE_KMS_KEY_ARN: kmsKeyArn,
     };
     const keys = await createUsers(server.endpoint, motoServerPath, {
       writer: renderPolicy('writer', values),
       reader: renderPolicy('reader', values),
       pruner: renderPolicy('pruner', values),
+      'offsite-copy': renderPolicy('offsite-copy', values),
     });
     // From here on every request must be signed by a user whose policies allow it.
     const response = await fetch(`${server.endpoint}/moto-api/reset-auth`, { method: 'POST', body: '0' });
@@ -81,11 +89,20 @@ export async function startIamS3(s: Services, options: { name: string; bucket: s
       S3_ENDPOINT_URL: server.endpoint,
       SSE_KMS_KEY_ID: 'alias/erp4-backup',
     };
-    for (const role of IAM_ROLES) {
+    for (const role of PRODUCT_ROLES) {
       env[`S3_${role.toUpperCase()}_ACCESS_KEY_ID`] = keys[role].accessKeyId;
       env[`S3_${role.toUpperCase()}_SECRET_ACCESS_KEY`] = keys[role].secretAccessKey;
     }
-    return { server, bucket: options.bucket, keys, env, stop: () => server.stop() };
+    const copyEnv = {
+      S3_COPY_BUCKET: options.bucket,
+      S3_COPY_PREFIX: options.copyPrefix,
+      S3_COPY_REGION: server.region,
+      S3_COPY_ENDPOINT_URL: server.endpoint,
+      S3_COPY_SSE_KMS_KEY_ID: 'alias/erp4-backup',
+      S3_COPY_ACCESS_KEY_ID: keys['offsite-copy'].accessKeyId,
+      S3_COPY_SECRET_ACCESS_KEY: keys['offsite-copy'].secretAccessKey,
+    };
+    return { server, bucket: options.bucket, keys, env, copyEnv, stop: () => server.stop() };
   } catch (error) {
     await server.stop();
     throw error;
