@@ -26,8 +26,8 @@ export async function readCatalogs(config: Config): Promise<Map<string, Catalog 
 /**
  * The newest backup's age against RPO_DAILY and, with CRITICAL_TABLES, RPO_CRITICAL (S9), judged
  * as the Freshness watchdog judges it (src/freshness.ts): the newest covering backup in any
- * readable repository. None at all is a WARNING (expected before the first night); one older
- * than the RPO is CRITICAL.
+ * readable repository. None at all is a WARNING (expected before the first night; the remedy is a
+ * backup, not a setting); one older than the RPO is CRITICAL, naming the RPO it is judged by.
  */
 export function probeBackupAge(config: Config, catalogs: ReadonlyMap<string, Catalog | Error>, now: Date): ProbeResult[] {
   const classes: { rpoClass: 'daily' | 'critical'; variable: string; rpoMs: number }[] = [{ rpoClass: 'daily', variable: 'RPO_DAILY', rpoMs: config.freshness.rpoDailyMs }];
@@ -58,7 +58,7 @@ export function probeBackupAge(config: Config, catalogs: ReadonlyMap<string, Cat
     const finding = findings.find((candidate) => candidate.id === `backup-stale:${rpoClass}`);
     if (!finding) return ok(name, `within ${variable} ${formatAge(rpoMs)}; newest per kind: ${newestPerKind}`);
     if (finding.details.newest_backup === undefined) {
-      return { name, status: 'WARNING', detail: `${finding.summary}: expected before the first night`, settings: [variable], remedy: `erp4-backup backup --kind ${rpoClass}` };
+      return { name, status: 'WARNING', detail: `${finding.summary}: expected before the first night`, settings: [], remedy: `erp4-backup backup --kind ${rpoClass}` };
     }
     return critical(name, new Error(`${finding.summary}; newest per kind: ${newestPerKind}`), { settings: [variable], remedy: `find the failed NightlyBackup, fix it, erp4-backup schedules trigger ${rpoClass} --wait` });
   });

@@ -21,7 +21,7 @@ const PLAINTEXT = 'erp4-backup check: a text encrypted as the backups are\n';
 export async function probeEncryptionKey(config: Config): Promise<{ result: ProbeResult; ciphertext?: Buffer }> {
   const name = 'gpg: encrypt';
   const encryption = config.gpg?.encryption;
-  if (!encryption) return { result: ok(name, 'GPG_RECIPIENT is not set: backups are not OpenPGP-encrypted (server-side encryption only)') };
+  if (!encryption) return { result: ok(name, 'GPG_RECIPIENT is not set: backups are not OpenPGP-encrypted') };
   try {
     const keys = await loadRecipientKeys(encryption.publicKeyFile, encryption.recipient);
     const ciphertext = await within(TIMEOUT_MS, 'OpenPGP encryption', encryptStream(Readable.from([Buffer.from(PLAINTEXT)]), keys).then(buffer));

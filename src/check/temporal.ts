@@ -36,7 +36,8 @@ export async function probeTemporal(config: Config, now: Date): Promise<ProbeRes
     // A connection that succeeds after the timeout must not keep the process alive.
     void connecting.then((late) => late.connection.close()).catch(() => undefined);
     const reason = `not connected: see ${connectionProbe}`;
-    return [critical(connectionProbe, error, { fallback: ['TEMPORAL_ADDRESS'] }), unknown(searchAttributes, reason), unknown(schedules, reason), unknown(worker, reason)];
+    const named = new Error(`Temporal at ${config.temporal.address}`, { cause: error });
+    return [critical(connectionProbe, named, { fallback: ['TEMPORAL_ADDRESS'] }), unknown(searchAttributes, reason), unknown(schedules, reason), unknown(worker, reason)];
   }
   try {
     const { namespace } = config.temporal;

@@ -128,7 +128,7 @@ describe('backup age against the RPO (the Freshness watchdog judgement)', () => 
   });
 
   it('is a WARNING when there is no backup yet (before the first night)', () => {
-    expect(probeBackupAge(config, catalogs(), now)[0]).toMatchObject({ status: 'WARNING', settings: ['RPO_DAILY'], remedy: 'erp4-backup backup --kind daily' });
+    expect(probeBackupAge(config, catalogs(), now)[0]).toMatchObject({ status: 'WARNING', settings: [], remedy: 'erp4-backup backup --kind daily' });
   });
 
   it('judges RPO_CRITICAL only with CRITICAL_TABLES, counting daily backups as covering the important tables', () => {
