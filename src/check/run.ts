@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { repositoryNames } from '../repositories.js';
 import { probeBackupAge, readCatalogs } from './backups.js';
-import { probeDatabase, probePgTools } from './database.js';
+import { probeDatabase, probeDrillDatabase, probePgTools } from './database.js';
 import { probeBackupKeys, probeDecryptionKeys, probeEncryptionKey } from './keys.js';
 import { checkReport, critical, ok, unknown, type CheckReport, type ProbeResult } from './probe.js';
 import { probeRepositories } from './repositories.js';
@@ -21,7 +21,11 @@ export async function runChecks(env: NodeJS.ProcessEnv, now: () => Date = () => 
     return checkReport([critical('config', error), ...PROBES_AFTER_CONFIG.map((name) => unknown(name, 'not run: the configuration is invalid'))]);
   }
   const [database, repositories, keys, temporal, catalogs] = await Promise.all([
-    probeDatabase(config).then(async ({ result, server }) => [result, ...(await probePgTools(config, server))]),
+    probeDatabase(config).then(async ({ result, login }) => [
+      result,
+      ...(await probePgTools(config, login?.server)),
+      await probeDrillDatabase(config, login),
+    ]),
     probeRepositories(config),
     probeEncryptionKey(config).then(async ({ result, ciphertext }) => [result, await probeDecryptionKeys(config, ciphertext)]),
     probeTemporal(config, now()),
@@ -40,7 +44,7 @@ export async function runChecks(env: NodeJS.ProcessEnv, now: () => Date = () => 
 }
 
 /** What an invalid configuration leaves unknown: the probes that need it, by subject. */
-const PROBES_AFTER_CONFIG = ['database', 'pg tools', 'repositories', 'gpg', ...TEMPORAL_PROBES, 'backup age', 'pdf files'];
+const PROBES_AFTER_CONFIG = ['database', 'pg tools', 'drill database', 'repositories', 'gpg', ...TEMPORAL_PROBES, 'backup age', 'pdf files'];
 
 /** S2: with PDF_PROVIDER=none the product protects no PDF file at all. */
 export function probePdfFiles(config: Config): ProbeResult {

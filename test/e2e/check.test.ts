@@ -4,15 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Long from 'long';
+import pg from 'pg';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { generateKey } from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { probeDatabase } from '../../src/check/database.js';
+import { probeDatabase, probeDrillDatabase } from '../../src/check/database.js';
 import { probeBackupKeys, probeDecryptionKeys, probeEncryptionKey } from '../../src/check/keys.js';
 import type { CheckReport, ProbeResult } from '../../src/check/probe.js';
 import { probeTemporal } from '../../src/check/temporal.js';
 import { loadConfig } from '../../src/config.js';
+import { pgClientConfig } from '../../src/pg/connection.js';
 import { backupIdFor } from '../../src/layout.js';
 import type { Manifest } from '../../src/manifest.js';
 import { LocalRepository } from '../../src/storage/local.js';
@@ -113,6 +115,7 @@ describe('erp4-backup check with everything in place', () => {
       'pg_restore',
       'pg_dumpall',
       'psql',
+      'drill database',
       'local: write',
       'local: read',
       'local: delete',
@@ -161,8 +164,8 @@ describe.concurrent('erp4-backup check with one broken thing', () => {
     expect(code).toBe(2);
     expect(probe(report, 'database')).toMatchObject({ status: 'CRITICAL', settings: expect.arrayContaining(['DB_PASSWORD']) });
     expect(probe(report, 'database').detail).toMatch(/password authentication failed/);
-    for (const tool of ['pg_dump', 'pg_restore', 'pg_dumpall', 'psql']) expect(probe(report, tool).status).toBe('UNKNOWN');
-    othersOk(report, ['database', 'pg_dump', 'pg_restore', 'pg_dumpall', 'psql']);
+    for (const name of ['pg_dump', 'pg_restore', 'pg_dumpall', 'psql', 'drill database']) expect(probe(report, name).status).toBe('UNKNOWN');
+    othersOk(report, ['database', 'pg_dump', 'pg_restore', 'pg_dumpall', 'psql', 'drill database']);
   });
 
   it('a pg_dump older than the server is CRITICAL naming PG_BIN_DIR', async () => {
@@ -309,6 +312,30 @@ describe.concurrent('probes in this process', () => {
     const [missing, closed] = await Promise.all([probeDatabase(configWith({ DB_NAME: 'no_such_db' })), probeDatabase(configWith({ DB_PORT: '1' }))]);
     expect(missing.result).toMatchObject({ status: 'CRITICAL', settings: ['DB_NAME'] });
     expect(closed.result).toMatchObject({ status: 'CRITICAL', settings: ['DB_HOST', 'DB_PORT'] });
+  });
+
+  it('drill database: DRILL_DB_* must log in, and the drill role (else DB_USER) must create databases', async () => {
+    const role = `check_nocreatedb_${process.pid}`;
+    const password = randomBytes(12).toString('hex');
+    const superuser = new pg.Client(pgClientConfig({ host: s.postgres.host, port: s.postgres.port, user: s.postgres.user, password: s.postgres.password, database: 'postgres' }));
+    await superuser.connect();
+    try {
+      await superuser.query(`CREATE ROLE ${role} LOGIN NOCREATEDB PASSWORD '${password}'`);
+      const drillServer = { DRILL_DB_HOST: 'localhost', DRILL_DB_PORT: String(s.postgres.port), DRILL_DB_USER: s.postgres.user };
+      const [fine, refused, noCreateDb, productionNoCreateDb] = await Promise.all([
+        probeDrillDatabase(configWith({ ...drillServer, DRILL_DB_PASSWORD: s.postgres.password }), undefined),
+        probeDrillDatabase(configWith({ ...drillServer, DRILL_DB_PASSWORD: 'not-the-password' }), undefined),
+        probeDrillDatabase(configWith({ ...drillServer, DRILL_DB_USER: role, DRILL_DB_PASSWORD: password }), undefined),
+        probeDatabase(configWith({ DB_USER: role, DB_PASSWORD: password })).then(({ login }) => probeDrillDatabase(configWith({ DB_USER: role }), login)),
+      ]);
+      expect(fine).toMatchObject({ status: 'OK' });
+      expect(refused).toMatchObject({ status: 'CRITICAL', settings: ['DRILL_DB_USER', 'DRILL_DB_PASSWORD'] });
+      expect(noCreateDb).toMatchObject({ status: 'CRITICAL', settings: ['DRILL_DB_USER'] });
+      expect(productionNoCreateDb).toMatchObject({ status: 'CRITICAL', settings: ['DB_USER', 'DRILL_DB_HOST'] });
+    } finally {
+      await superuser.query(`DROP ROLE IF EXISTS ${role}`);
+      await superuser.end();
+    }
   });
 
   it('gpg: a wrong passphrase names GPG_PASSPHRASE', async () => {
