@@ -183,7 +183,9 @@ async function probeDelete(name: string, settings: RepositorySettings, pruner: R
   if (!key) return unknown(probe, 'no probe object to delete: the write failed');
   try {
     await step('delete', pruner.delete(key));
-    if (await step('stat', reader.stat(key))) throw new Error(`${key} is still there after the delete`);
+    // A reader that cannot look is the read probe's finding, not the pruner's.
+    const left = await step('stat', reader.stat(key)).catch(() => undefined);
+    if (left) throw new Error(`${key} is still there after the delete`);
     return ok(probe, `the pruner's credentials deleted ${key}`);
   } catch (error) {
     const result = critical(probe, error, { settings: repositoryFailureSettings(settings, 'pruner', error) });

@@ -42,9 +42,8 @@ export async function probeTemporal(config: Config, now: Date): Promise<ProbeRes
   try {
     const { namespace } = config.temporal;
     try {
-      const described = await within(TIMEOUT_MS, 'DescribeNamespace', client.workflowService.describeNamespace({ namespace }));
-      const server = described.namespaceInfo?.name === namespace ? `namespace ${namespace}` : `namespace ${namespace} (${described.namespaceInfo?.name})`;
-      const connected = ok(connectionProbe, `connected; ${server} exists`);
+      await within(TIMEOUT_MS, 'DescribeNamespace', client.workflowService.describeNamespace({ namespace }));
+      const connected = ok(connectionProbe, `connected to ${config.temporal.address}; namespace ${namespace} exists`);
       return [connected, ...(await Promise.all([probeSearchAttributes(client, namespace), probeSchedules(client, config, now), probeWorker(client, config, now)]))];
     } catch (error) {
       const notFound = (error as { code?: unknown }).code === GRPC_NOT_FOUND;
