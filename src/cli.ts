@@ -14,6 +14,7 @@ import { restoreCommand } from './commands/restore.js';
 import { addLifecycleCommands } from './commands/lifecycle.js';
 import { addPinCommands } from './commands/pin.js';
 import { addKeysCommand } from './commands/keys.js';
+import { addCheckCommand } from './commands/check.js';
 import { addPruneCommand } from './commands/prune.js';
 import { addSchedulesCommands } from './commands/schedules.js';
 import { addCopyCommand } from './commands/copy.js';
@@ -121,6 +122,7 @@ addLifecycleCommands(program);
 addCopyCommand(program);
 addImportCommand(program);
 addKeysCommand(program);
+addCheckCommand(program);
 
 async function withRepository<T>(config: Config, name: string, work: (repository: Repository) => Promise<T>): Promise<T> {
   const repositories = createRepositories(config, 'reader');

@@ -526,6 +526,21 @@ export class S3Repository implements Repository {
     }
   }
 
+  /**
+   * The server-side encryption S3 reports for `key` (HeadObject: the mode and, for SSE-KMS, the
+   * key's ARN); undefined when the object does not exist. `erp4-backup check` compares it with
+   * SSE_KMS_KEY_ID / SSE_S3.
+   */
+  async encryptionOf(key: string): Promise<{ serverSideEncryption: string | undefined; kmsKeyId: string | undefined } | undefined> {
+    const objectKey = this.objectKey(key);
+    try {
+      const head = await this.head(objectKey);
+      return head ? { serverSideEncryption: head.ServerSideEncryption, kmsKeyId: head.SSEKMSKeyId } : undefined;
+    } catch (error) {
+      throw storageFailure(this.name, 'encryptionOf', key, error);
+    }
+  }
+
   async list(prefix: string): Promise<ObjectInfo[]> {
     assertSafePrefix(prefix);
     const found: ObjectInfo[] = [];
