@@ -23,7 +23,8 @@ import { RELEASE_DB, RELEASE_ENV } from './fixtures.js';
  *   test/releases/<version>/repository/          a local repository with one daily backup
  *                                                (compatibility.test.ts lists, verifies, drills it)
  *   test/releases/<version>/histories/<Type>--<scenario>.json
- *                                                workflow histories (histories.test.ts replays them)
+ *                                                workflow histories (histories.test.ts replays them),
+ *                                                their workflow ids in workflow-ids.json
  */
 const version = process.env.npm_package_version;
 const releaseDir = fileURLToPath(new URL(`./${version}/`, import.meta.url));
@@ -34,6 +35,7 @@ describe(`record release ${version}`, () => {
   let product: RunningProduct;
   let approvers: TestApprovers;
   let backupId: string;
+  const workflowIds: Record<string, string> = {};
   const taskQueue = () => product.config.temporal.taskQueue;
 
   /** The history as `temporal workflow show --output json` writes it: the replay file format of Temporal's tools. */
@@ -45,6 +47,9 @@ describe(`record release ${version}`, () => {
     );
     await mkdir(join(releaseDir, 'histories'), { recursive: true });
     await writeFile(join(releaseDir, 'histories', `${name}.json`), stdout);
+    // The workflow id is part of what a run signs and checks (approval statements): replay needs it.
+    workflowIds[`${name}.json`] = handle.workflowId;
+    await writeFile(join(releaseDir, 'histories', 'workflow-ids.json'), `${JSON.stringify(workflowIds, null, 2)}\n`);
   }
 
   beforeAll(async () => {
