@@ -1,4 +1,5 @@
-import { Runtime } from '@temporalio/worker';
+import { type NativeConnection, Runtime } from '@temporalio/worker';
+import type { BackupRuntime } from '../../activities/index.js';
 import type { Config } from '../config.js';
 import { installTelemetry } from '../telemetry.js';
 import { createBackupRuntime } from '../runtime.js';
@@ -15,8 +16,16 @@ import { publishFreshnessGaugesAtStart } from '../temporal/freshness-gauges-at-s
 export async function workerCommand(config: Config): Promise<void> {
   // Before the first connection: it creates Temporal's per-process Runtime.
   installTelemetry(config);
-  const runtime = await createBackupRuntime(config);
-  const connection = await openNativeConnection(config.temporal.connection);
+  let runtime: BackupRuntime;
+  let connection: NativeConnection;
+  try {
+    runtime = await createBackupRuntime(config);
+    connection = await openNativeConnection(config.temporal.connection);
+  } catch (error) {
+    // No worker ever ran to stop the Runtime (its log forwarding would keep the process alive).
+    await Runtime.instance().shutdown();
+    throw error;
+  }
   try {
     const workers = await createBackupWorkers({ connection, namespace: config.temporal.namespace, runtime, shutdownGraceMs: config.worker.shutdownGraceMs });
     const log = Runtime.instance().logger;
