@@ -15,6 +15,7 @@ import { addLifecycleCommands } from './commands/lifecycle.js';
 import { addPinCommands } from './commands/pin.js';
 import { addKeysCommand } from './commands/keys.js';
 import { addCheckCommand } from './commands/check.js';
+import { addHealthcheckCommand } from './commands/healthcheck.js';
 import { addPruneCommand } from './commands/prune.js';
 import { addSchedulesCommands } from './commands/schedules.js';
 import { addCopyCommand } from './commands/copy.js';
@@ -123,6 +124,7 @@ addCopyCommand(program);
 addImportCommand(program);
 addKeysCommand(program);
 addCheckCommand(program);
+addHealthcheckCommand(program);
 
 async function withRepository<T>(config: Config, name: string, work: (repository: Repository) => Promise<T>): Promise<T> {
   const repositories = createRepositories(config, 'reader');

@@ -116,6 +116,12 @@ describe('docker-compose.temporal.yml', () => {
 });
 
 describe('the worker image and its volume', () => {
+  it('has a healthcheck: erp4-backup healthcheck, started after the worker had time to connect', () => {
+    const worker = service('worker') as Service & { healthcheck: { test: string[]; start_period: string } };
+    expect(worker.healthcheck.test).toEqual(['CMD', 'node', 'dist/src/cli.js', 'healthcheck']);
+    expect(worker.healthcheck.start_period).toMatch(/^\d+s$/);
+  });
+
   it("keeps BACKUP_DIR in a named volume that the image's user owns", () => {
     const worker = service('worker') as Service & { volumes: string[] };
     const backupDir = (worker.environment as Record<string, string>).BACKUP_DIR;
