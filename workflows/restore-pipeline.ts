@@ -172,6 +172,7 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
       repository: approving.repository,
       database: approving.database,
       ...(approving.assetDir ? { assetDir: approving.assetDir } : {}),
+      ...(overlayPlan ? { overlayBackupId: overlayPlan.id } : {}),
       ...(globals ? { roles: { apply: options.applyGlobals, create: globals.create, change: globals.change } } : {}),
     };
     return desk.wait(fields, timeoutMs, () => {

@@ -78,6 +78,7 @@ export function statementFields(workflowId: string, runId: string, status: Resto
     repository: status.repository,
     database: status.database,
     ...(status.assetDir !== undefined ? { assetDir: status.assetDir } : {}),
+    ...(status.overlay ? { overlayBackupId: status.overlay.backupId } : {}),
     ...(status.globals ? { roles: { apply: status.globals.apply, create: status.globals.create, change: status.globals.change } } : {}),
   };
 }

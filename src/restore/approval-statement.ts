@@ -34,6 +34,8 @@ export interface StatementFields {
   repository: string;
   database: string;
   assetDir?: string;
+  /** `--overlay`: the critical backup laid over the restored one (S9's 6-hour RPO path). */
+  overlayBackupId?: string;
   /** The roles plan of a Restore with the backup's globals; absent: no roles are applied. */
   roles?: { apply: boolean; create: readonly string[]; change: readonly string[] };
 }
@@ -48,6 +50,7 @@ export function approvalStatement(fields: StatementFields, comment?: string): st
     `repository: ${JSON.stringify(fields.repository)}`,
     `database: ${JSON.stringify(fields.database)}`,
     `asset-dir: ${fields.assetDir === undefined ? 'none' : JSON.stringify(fields.assetDir)}`,
+    ...(fields.overlayBackupId !== undefined ? [`overlay-backup-id: ${JSON.stringify(fields.overlayBackupId)}`] : []),
   ];
   if (fields.roles?.apply) {
     lines.push('apply-roles: yes', `create-roles: ${JSON.stringify(fields.roles.create)}`, `change-roles: ${JSON.stringify(fields.roles.change)}`);
@@ -78,7 +81,7 @@ export function judgeStatement(expected: StatementFields, signed: string): { com
       refused: `replayed from another run: signed for workflow ${values.get('workflow-id') ?? '?'} run ${values.get('run-id') ?? '?'}, this is workflow ${field('workflow-id')} run ${field('run-id')}`,
     };
   }
-  for (const name of ['mode', 'backup-id', 'repository', 'database', 'asset-dir', 'apply-roles', 'create-roles', 'change-roles']) {
+  for (const name of ['mode', 'backup-id', 'repository', 'database', 'asset-dir', 'overlay-backup-id', 'apply-roles', 'create-roles', 'change-roles']) {
     if (differs(name)) return { refused: `signed for another plan: ${name} is ${values.get(name) ?? '(missing)'}, this restore's is ${field(name) ?? '(none)'}` };
   }
   let comment: string | undefined;

@@ -54,7 +54,7 @@ describe('RestoreDrill: fail fast on what a retry cannot fix, retry the rest', (
     proxy = await startFaultProxy({ host: s.postgres.host, port: s.postgres.port });
     const env = await productEnv(s, 'failfast', {
       assets: false,
-      env: { DB_NAME: source, DB_HOST: '127.0.0.1', DB_PORT: String(proxy.port), RESTORE_APPROVERS: 'alice:admin' },
+      env: { DB_NAME: source, DB_HOST: '127.0.0.1', DB_PORT: String(proxy.port), RESTORE_APPROVERS: 'alice:admin', DRILL_ACCEPT_UNSIGNED_APPROVALS: 'true' },
     });
     product = await startTestProduct(s, env);
     const backup = await product.client.workflow.execute(NightlyBackup, {

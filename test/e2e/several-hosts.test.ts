@@ -18,6 +18,7 @@ import { verifyVisibleBackups, viewRepositories } from '../chaos/backup-checks.j
 import { runCli } from '../helpers/cli.js';
 import { harnessDb, inPhase, waitForStatus } from '../helpers/drill.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { createApprovers, type TestApprovers } from '../helpers/approvers.js';
 import { productEnv } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process.js';
@@ -59,6 +60,7 @@ describe('several workers on one machine, each its own host (own BACKUP_DIR)', (
   const hosts: Host[] = [];
   const target = `erp4_hosts_restored_${process.pid}`;
   let assetDir: string;
+  let approvers: TestApprovers;
   let s3Proxy: FaultProxy;
   let shared: Map<string, Repository>;
   let connection: Connection;
@@ -84,6 +86,7 @@ describe('several workers on one machine, each its own host (own BACKUP_DIR)', (
     const moto = new URL(s.s3.endpoint);
     s3Proxy = await startFaultProxy({ host: moto.hostname, port: Number(moto.port) });
     assetDir = join(await mkdtemp(join(tmpdir(), 'erp4-hosts-assets-')), 'restored');
+    approvers = await createApprovers(['alice', 'bob']);
     const base = await productEnv(s, 'hosts', {
       s3: true,
       sftp: true,
@@ -93,6 +96,7 @@ describe('several workers on one machine, each its own host (own BACKUP_DIR)', (
         S3_PRUNER_ACCESS_KEY_ID: s.s3.accessKeyId,
         S3_PRUNER_SECRET_ACCESS_KEY: s.s3.secretAccessKey,
         RESTORE_APPROVERS: 'alice:admin,bob:management',
+        RESTORE_ALLOWED_SIGNERS_FILE: approvers.allowedSignersFile,
         RESTORE_TARGET_DB: target,
         RESTORE_ASSET_DIR: assetDir,
         // Drills too wait for approval before they decrypt.
@@ -119,6 +123,7 @@ describe('several workers on one machine, each its own host (own BACKUP_DIR)', (
   afterAll(async () => {
     await Promise.all(hosts.map((host) => host.worker?.stop()));
     await s3Proxy?.close();
+    await approvers?.close();
     await Promise.all([...(shared?.values() ?? [])].map((repository) => repository.close()));
     await connection?.close();
     await dropDatabase(harnessDb(s), target);
@@ -205,8 +210,8 @@ describe('several workers on one machine, each its own host (own BACKUP_DIR)', (
     // count, and the chain starts again on a live host (download and verify again, then decrypt).
     killedDuringRestore = hosts.find((host) => host.id === waiting.host)!;
     await killedDuringRestore.worker!.kill();
-    await handle.signal(approveRestoreSignal, { approver: 'alice' });
-    await handle.signal(approveRestoreSignal, { approver: 'bob' });
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'alice'));
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'bob'));
     const result = await handle.result();
     expect(result.outcome).toBe('passed');
     const done = await handle.query(restoreStatusQuery);
@@ -237,7 +242,7 @@ describe('several workers on one machine, each its own host (own BACKUP_DIR)', (
     const staged = (await Promise.all(live().map((host) => filesUnder(join(host.env.BACKUP_DIR!, '.staging'))))).flat();
     expect(staged.filter((path) => path.endsWith('.stored')).length).toBe(3);
     expect(staged.filter((path) => path.endsWith('.plain'))).toEqual([]);
-    await drillHandle.signal(approveRestoreSignal, { approver: 'alice' });
+    await drillHandle.signal(approveRestoreSignal, await approvers.signedFor(drillHandle, 'alice'));
     const drill = await drillHandle.result();
     expect(drill.outcome).toBe('passed');
     expect((await drillHandle.query(restoreStatusQuery)).decryption).toMatchObject({ beforeApproval: false });

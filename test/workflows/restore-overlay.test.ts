@@ -11,6 +11,7 @@ import { createEmptyDatabase, dropDatabase } from '../../src/pg/restore.js';
 import type { RestoreReport } from '../../src/restore/report.js';
 import { NightlyBackup, Restore, RestoreDrill } from '../../workflows/index.js';
 import { approveRestoreSignal, type NightlyBackupResult, type RestoreDrillInput } from '../../workflows/messages.js';
+import { createApprovers, type TestApprovers } from '../helpers/approvers.js';
 import { runCli } from '../helpers/cli.js';
 import { harnessDb, inPhase, waitForStatus } from '../helpers/drill.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
@@ -29,6 +30,7 @@ describe('critical backups and the daily + critical overlay', () => {
   const database = `overlay_erp_${process.pid}`;
   const target = `overlay_restored_${process.pid}`;
   let product: RunningProduct;
+  let approvers: TestApprovers;
   let env: Record<string, string>;
   let assetParent: string | undefined;
   let daily: NightlyBackupResult;
@@ -57,6 +59,7 @@ describe('critical backups and the daily + critical overlay', () => {
   beforeAll(async () => {
     await createEmptyDatabase(harnessDb(s), database);
     await query(database, await readFile(SCHEMA, 'utf8'));
+    approvers = await createApprovers(['alice', 'bob']);
     env = await productEnv(s, 'overlay', {
       gpg: true,
       env: {
@@ -64,6 +67,7 @@ describe('critical backups and the daily + critical overlay', () => {
         DB_NAME: database,
         CRITICAL_TABLES: 'invoices,payments,"会計"."取引先"',
         RESTORE_APPROVERS: 'alice:admin,bob:management',
+        RESTORE_ALLOWED_SIGNERS_FILE: approvers.allowedSignersFile,
         RESTORE_TARGET_DB: target,
         DRILL_PREAPPROVED: 'true',
       },
@@ -77,6 +81,7 @@ describe('critical backups and the daily + critical overlay', () => {
   });
   afterAll(async () => {
     await product?.close();
+    await approvers?.close();
     for (const name of [target, database]) await dropDatabase(harnessDb(s), name);
     if (product) await rm(product.config.local.backupDir, { recursive: true, force: true });
     if (assetParent) await rm(assetParent, { recursive: true, force: true });
@@ -151,8 +156,10 @@ describe('critical backups and the daily + critical overlay', () => {
     const waiting = await waitForStatus(handle, inPhase('awaiting-approval'));
     expect(waiting.backup?.id).toBe(daily.backupId);
     expect(waiting.overlay).toEqual({ backupId: critical.backupId, kind: 'critical', generatedAt: critical.generatedAt });
-    await handle.signal(approveRestoreSignal, { approver: 'alice' });
-    await handle.signal(approveRestoreSignal, { approver: 'bob' });
+    // The statement they sign names the critical backup laid over the daily.
+    expect(waiting.approvals.statement).toContain(`overlay-backup-id: "${critical.backupId}"`);
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'alice'));
+    await handle.signal(approveRestoreSignal, await approvers.signedFor(handle, 'bob'));
     const result = await handle.result();
     expect(result).toMatchObject({ outcome: 'passed', database: target });
     expect(await contents(target, IMPORTANT)).toEqual(atCritical);
