@@ -23,6 +23,14 @@ export function installTelemetry(config: Pick<Config, 'env' | 'log' | 'metrics'>
   });
 }
 
+/**
+ * Writes one log line at once, in LOG_FORMAT, bypassing the Runtime's logger: for the last words
+ * before `process.exit` (a second SIGTERM), which a buffered logger would lose.
+ */
+export function logNow(config: Pick<Config, 'log'>, level: LogEntry['level'], message: string): void {
+  process.stderr.write(formatLogEntry({ level, message, timestampNanos: BigInt(Date.now()) * 1_000_000n }, config.log.format) + '\n');
+}
+
 /** `text`: `<ISO time> <LEVEL> <message> <meta as JSON>`; `json`: one object per line with time, level, message and the meta's fields. */
 export function formatLogEntry(entry: LogEntry, format: LogFormat): string {
   const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();

@@ -1,7 +1,7 @@
 import { type NativeConnection, Runtime } from '@temporalio/worker';
 import type { BackupRuntime } from '../../activities/index.js';
 import type { Config } from '../config.js';
-import { installTelemetry } from '../telemetry.js';
+import { installTelemetry, logNow } from '../telemetry.js';
 import { createBackupRuntime } from '../runtime.js';
 import { openNativeConnection } from '../temporal/connect.js';
 import { stopGracefullyOnSignals } from '../temporal/graceful-shutdown.js';
@@ -34,7 +34,7 @@ export async function workerCommand(config: Config): Promise<void> {
         `on ${config.temporal.connection.describe()}, repositories ${[...runtime.repositories.keys()].join(', ')}`,
     );
     publishFreshnessGaugesAtStart(runtime, config);
-    const stop = stopGracefullyOnSignals(workers, config.worker.shutdownGraceMs, (line) => log.info(`erp4-backup worker: ${line}`));
+    const stop = stopGracefullyOnSignals(workers, config.worker.shutdownGraceMs, (line) => logNow(config, 'INFO', `erp4-backup worker: ${line}`));
     try {
       await runWorkers(workers);
     } finally {
