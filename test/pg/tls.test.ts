@@ -1,4 +1,4 @@
-import { chmod, copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,8 +51,14 @@ describe('PostgreSQL TLS for node-pg and pg_dump alike', () => {
 
   /** Swaps the server's certificate and key (the server re-reads them on reload). */
   const serveCertificate = async (pair: KeyPair) => {
-    await copyFile(pair.certFile, join(cluster.dataDir, 'ssl_cert_file.pem'));
-    await copyFile(pair.keyFile, join(cluster.dataDir, 'ssl_key_file.pem'));
+    // Owned by the server's OS user, as startPostgres leaves them (a copy may come out root's, and
+    // a key the server cannot read keeps the old certificate).
+    const owner = await stat(cluster.dataDir);
+    for (const [from, to] of [[pair.certFile, 'ssl_cert_file.pem'], [pair.keyFile, 'ssl_key_file.pem']] as const) {
+      await copyFile(from, join(cluster.dataDir, to));
+      await chown(join(cluster.dataDir, to), owner.uid, owner.gid);
+      await chmod(join(cluster.dataDir, to), 0o600);
+    }
     const admin = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'postgres', ssl: { rejectUnauthorized: false } });
     await admin.connect();
     try {
