@@ -21,6 +21,7 @@ import { addImportCommand } from './commands/import.js';
 import { verifyCommand } from './commands/verify.js';
 import { workerCommand } from './commands/worker.js';
 import { describeError } from './commands/format.js';
+import { ExitCode, exitCodeOf } from './commands/exit-codes.js';
 import { projectRoot } from './tools.js';
 
 /**
@@ -28,11 +29,17 @@ import { projectRoot } from './tools.js';
  * worker (see README); the repository commands work from the manifests alone, with no
  * Temporal server needed.
  */
+const usageErrorsPrinted = new WeakSet<Error>();
 const program = new Command()
   .name('erp4-backup')
   .description('Durable, verifiable backups and restore drills of the erp4 PostgreSQL database and its PDF files')
   .version(productVersion(), '-V, --version', 'print the version of erp4-backup')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander has printed its usage error; remember it so the handler below only sets the exit code.
+  .exitOverride((error) => {
+    usageErrorsPrinted.add(error);
+    throw error;
+  });
 
 program
   .command('worker')
@@ -70,7 +77,7 @@ program
   .action(async (backupId: string, options: { repo: string }) => {
     const config = loadConfig();
     const ok = await withRepository(config, options.repo, (repository) => verifyCommand(config, repository, backupId));
-    if (!ok) process.exitCode = 1;
+    if (!ok) process.exitCode = ExitCode.checkFailed;
   });
 
 const restoreSourceOptions = (command: Command) =>
@@ -89,7 +96,7 @@ restoreSourceOptions(
   .option('--keep-scratch', 'keep the scratch database and files for inspection', false)
   .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; keepScratch: boolean; follow: boolean }) => {
     const result = await drillCommand(loadConfig(), options);
-    if (result && result.outcome !== 'passed') process.exitCode = 1;
+    if (result && result.outcome !== 'passed') process.exitCode = ExitCode.checkFailed;
   });
 
 program
@@ -100,7 +107,7 @@ program
   .option('--key <file>', 'sign with this SSH key (private key file, or public key file with the private key in ssh-agent); listed for you in RESTORE_ALLOWED_SIGNERS_FILE')
   .option('--comment <text>', 'why you approve, kept in the report (signed with the statement)')
   .action(async (workflowId: string, options: { as: string; key?: string; comment?: string }) => {
-    if (!(await approveCommand(loadConfig(), workflowId, options))) process.exitCode = 1;
+    if (!(await approveCommand(loadConfig(), workflowId, options))) process.exitCode = ExitCode.checkFailed;
   });
 
 restoreSourceOptions(
@@ -111,7 +118,7 @@ restoreSourceOptions(
   .option('--apply-globals', "apply the backup's roles (shown before approval) before restoring", false)
   .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; applyGlobals: boolean; follow: boolean }) => {
     const result = await restoreCommand(loadConfig(), options);
-    if (result && result.outcome !== 'passed') process.exitCode = 1;
+    if (result && result.outcome !== 'passed') process.exitCode = ExitCode.checkFailed;
   });
 
 addSchedulesCommands(program);
@@ -146,7 +153,8 @@ function parseBackupIdArgument(value: string): string {
   return value;
 }
 
+// The exit codes are those of src/commands/exit-codes.ts (the README's table).
 program.parseAsync().catch((error: unknown) => {
-  process.stderr.write(`erp4-backup: ${describeError(error)}\n`);
-  process.exitCode = process.exitCode || 2;
+  if (!(error instanceof Error && usageErrorsPrinted.has(error))) process.stderr.write(`erp4-backup: ${describeError(error)}\n`);
+  process.exitCode = exitCodeOf(error);
 });

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readCatalog } from '../catalog.js';
 import { loadConfig, type Config } from '../config.js';
+import { ExitCode } from './exit-codes.js';
 import { checkBackupKeys, type BackupKeyCheck } from '../crypto/key-availability.js';
 import { privateKeyIds } from '../crypto/openpgp.js';
 import { openRepository } from '../repositories.js';
@@ -63,7 +64,7 @@ export function addKeysCommand(program: Command): void {
       const repository = openRepository(config, 'reader', options.repo);
       if (!repository) throw new InvalidArgumentError(`--repo ${options.repo}: not configured`);
       try {
-        if (!(await keysCommand(config, repository, options))) process.exitCode = 1;
+        if (!(await keysCommand(config, repository, options))) process.exitCode = ExitCode.checkFailed;
       } finally {
         await repository.close();
       }

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, type Config } from '../config.js';
+import { ExitCode } from './exit-codes.js';
 import { describeRule, isOwnRule, lifecycleRules, mergedRules } from '../lifecycle.js';
 import { pruneSettings } from '../prune-policy.js';
 import { createRepositories } from '../repositories.js';
@@ -94,6 +95,6 @@ export function addLifecycleCommands(program: Command): void {
     .description("print the bucket's rules next to what the policy wants; exit 1 when they differ")
     .option('--repo <name>', 's3 or s3-copy (default: both, when configured)')
     .action(async (options: { repo?: string }) => {
-      if (!(await lifecycleShowCommand(loadConfig(), options))) process.exitCode = 1;
+      if (!(await lifecycleShowCommand(loadConfig(), options))) process.exitCode = ExitCode.checkFailed;
     });
 }
