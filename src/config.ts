@@ -109,6 +109,7 @@
  * | METRICS_BIND_ADDRESS | off | `host:port` of the worker's Prometheus endpoint `/metrics` (e.g. `0.0.0.0:9464`) |
  * | LOG_LEVEL | `INFO` | the worker's log level: TRACE, DEBUG, INFO, WARN, ERROR (Temporal's own messages included) |
  * | LOG_FORMAT | `text` | `text` (one readable line per message) or `json` (one JSON object per line, for log shippers) |
+ * | DB_PASSWORD_FILE, S3_WRITER_SECRET_ACCESS_KEY_FILE, S3_READER_SECRET_ACCESS_KEY_FILE, S3_PRUNER_SECRET_ACCESS_KEY_FILE, S3_COPY_SECRET_ACCESS_KEY_FILE, TEMPORAL_API_KEY_FILE, NOTIFY_WEBHOOK_URL_FILE, DRILL_DB_PASSWORD_FILE | - | the secret without `_FILE` read from this file (Docker secrets, systemd credentials), one trailing newline removed; not together with the variable itself (src/secret-files.ts) |
  */
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
@@ -124,6 +125,7 @@ import { parseTableList } from './pg/table-names.js';
 import { parseChecksFile, type NamedQuery } from './restore/checks-file.js';
 import { parseAllowedSigners, unknownPrincipalProblem, type AllowedSigner } from './restore/allowed-signers.js';
 import { readTemporalConnection, type TemporalConnection } from './temporal/connection.js';
+import { readSecretFiles, SECRET_FILE_VARIABLES } from './secret-files.js';
 import {
   parseMonthlyTime,
   parseTimeOfDay,
@@ -506,6 +508,7 @@ export const CONFIG_VARIABLES = [
   'METRICS_BIND_ADDRESS',
   'LOG_LEVEL',
   'LOG_FORMAT',
+  ...SECRET_FILE_VARIABLES,
 ] as const;
 
 type Variable = (typeof CONFIG_VARIABLES)[number];
@@ -1165,6 +1168,8 @@ function envShape(backupDir: string) {
       .optional(),
     LOG_LEVEL: z.enum(LOG_LEVELS, invalid(LOG_LEVELS.join(', '))).default('INFO'),
     LOG_FORMAT: z.enum(LOG_FORMATS, invalid(LOG_FORMATS.join(' or '))).default('text'),
+    // Read by readSecretFiles before this schema runs; the secrets they hold are checked above.
+    ...Object.fromEntries(SECRET_FILE_VARIABLES.map((variable) => [variable, z.string().optional()])) as Record<(typeof SECRET_FILE_VARIABLES)[number], z.ZodOptional<z.ZodString>>,
   } satisfies Record<Variable, z.ZodType>;
 }
 
@@ -1287,7 +1292,9 @@ function deepFreeze<T>(value: T): T {
 const credentials = (accessKeyId: string | undefined, secretAccessKey: Secret | undefined): Credentials | undefined =>
   accessKeyId !== undefined && secretAccessKey !== undefined ? { accessKeyId, secretAccessKey } : undefined;
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
+  // DB_PASSWORD_FILE and the other <secret>_FILE variables, read into their secrets first.
+  const { env, issues: secretFileIssues } = readSecretFiles(given);
   const raw: RawEnv = {};
   for (const variable of CONFIG_VARIABLES) {
     const value = env[variable];
@@ -1300,6 +1307,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ? []
     : parsed.error.issues.map((issue) => ({ variable: String(issue.path[0]), message: issue.message }));
   issues.push(...crossVariableIssues(raw, env));
+  issues.push(...secretFileIssues);
   if (parsed.success && parsed.data.RESTORE_ALLOWED_SIGNERS_FILE) {
     const { file, signers } = parsed.data.RESTORE_ALLOWED_SIGNERS_FILE;
     const problem = unknownPrincipalProblem(signers, parsed.data.RESTORE_APPROVERS.map((a) => a.name));
