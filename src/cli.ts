@@ -65,7 +65,7 @@ program
   .addOption(repoOption())
   .option('--json', 'print the catalog as JSON', false)
   .action(async (options: { repo: string; json: boolean }) => {
-    const config = loadConfig();
+    const config = loadConfig(process.env, { database: false });
     await withRepository(config, options.repo, (repository) => listCommand(config, repository, options));
   });
 
@@ -75,7 +75,7 @@ program
   .argument('<backup-id>', 'a backup id (see list) or "latest"', parseBackupIdArgument)
   .addOption(repoOption())
   .action(async (backupId: string, options: { repo: string }) => {
-    const config = loadConfig();
+    const config = loadConfig(process.env, { database: false });
     const ok = await withRepository(config, options.repo, (repository) => verifyCommand(config, repository, backupId));
     if (!ok) process.exitCode = ExitCode.checkFailed;
   });
@@ -107,7 +107,7 @@ program
   .option('--key <file>', 'sign with this SSH key (private key file, or public key file with the private key in ssh-agent); listed for you in RESTORE_ALLOWED_SIGNERS_FILE')
   .option('--comment <text>', 'why you approve, kept in the report (signed with the statement)')
   .action(async (workflowId: string, options: { as: string; key?: string; comment?: string }) => {
-    if (!(await approveCommand(loadConfig(), workflowId, options))) process.exitCode = ExitCode.checkFailed;
+    if (!(await approveCommand(loadConfig(process.env, { database: false }), workflowId, options))) process.exitCode = ExitCode.checkFailed;
   });
 
 restoreSourceOptions(

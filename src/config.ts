@@ -985,7 +985,8 @@ function envShape(backupDir: string) {
     DB_PORT: tcpPort().default(5432),
     DB_USER: parsed('a PostgreSQL role name of at most 63 bytes', postgresName).default('postgres'),
     DB_PASSWORD: z.string().transform((value) => new Secret(value)).optional(),
-    DB_NAME: parsed('the name of the database to back up (S20), at most 63 bytes', postgresName),
+    // Required by loadConfig for the commands that use the database (ConfigNeeds), not here.
+    DB_NAME: parsed(DB_NAME_EXPECTED, postgresName).optional(),
     PG_BIN_DIR: parsed('the directory holding pg_dump, pg_dumpall, pg_restore and psql (e.g. /usr/lib/postgresql/15/bin)', pgBinDir).optional(),
     DB_SSLMODE: sslMode(),
     DB_SSLROOTCERT: sslRootCert(),
@@ -1292,7 +1293,20 @@ function deepFreeze<T>(value: T): T {
 const credentials = (accessKeyId: string | undefined, secretAccessKey: Secret | undefined): Credentials | undefined =>
   accessKeyId !== undefined && secretAccessKey !== undefined ? { accessKeyId, secretAccessKey } : undefined;
 
-export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
+const DB_NAME_EXPECTED = 'the name of the database to back up (S20), at most 63 bytes';
+
+/** What a command needs beyond the settings every command reads; the repository, approval and schedule commands need no DB_NAME. */
+export interface ConfigNeeds {
+  /** DB_NAME is required (default true: the worker, backup, drill, restore, import). */
+  database?: boolean;
+}
+
+/** Without DB_NAME, reading the database name fails naming it: a command that needs it after all says so. */
+function databaseNameUnset(): never {
+  throw new ConfigError([{ variable: 'DB_NAME', message: `not set; expected ${DB_NAME_EXPECTED}` }]);
+}
+
+export function loadConfig(given: NodeJS.ProcessEnv = process.env, needs: ConfigNeeds = {}): Config {
   // DB_PASSWORD_FILE and the other <secret>_FILE variables, read into their secrets first.
   const { env, issues: secretFileIssues } = readSecretFiles(given);
   const raw: RawEnv = {};
@@ -1308,6 +1322,7 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     : parsed.error.issues.map((issue) => ({ variable: String(issue.path[0]), message: issue.message }));
   issues.push(...crossVariableIssues(raw, env));
   issues.push(...secretFileIssues);
+  if ((needs.database ?? true) && raw.DB_NAME === undefined) issues.push({ variable: 'DB_NAME', message: `not set; expected ${DB_NAME_EXPECTED}` });
   if (parsed.success && parsed.data.RESTORE_ALLOWED_SIGNERS_FILE) {
     const { file, signers } = parsed.data.RESTORE_ALLOWED_SIGNERS_FILE;
     const problem = unknownPrincipalProblem(signers, parsed.data.RESTORE_APPROVERS.map((a) => a.name));
@@ -1326,7 +1341,8 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
       port: v.DB_PORT,
       user: v.DB_USER,
       password: v.DB_PASSWORD,
-      database: v.DB_NAME,
+      // Unset only when the command does not need it: replaced by databaseNameUnset below.
+      database: v.DB_NAME as string,
       pgBinDir: v.PG_BIN_DIR,
       tls: tlsSetting(v.DB_SSLMODE, v.DB_SSLROOTCERT, v.DB_SSLCERT, v.DB_SSLKEY),
     },
@@ -1418,7 +1434,7 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     restore: {
       approvers: v.RESTORE_APPROVERS,
       approvalTimeoutMs: v.RESTORE_APPROVAL_TIMEOUT,
-      targetDatabase: v.RESTORE_TARGET_DB ?? v.DB_NAME,
+      targetDatabase: (v.RESTORE_TARGET_DB ?? v.DB_NAME) as string,
       assetDir: v.RESTORE_ASSET_DIR ?? (v.PDF_PROVIDER === 'local' ? v.ASSET_DIR : undefined),
       smokeUrls: v.RESTORE_SMOKE_URLS,
       allowedSigners: v.RESTORE_ALLOWED_SIGNERS_FILE,
@@ -1456,5 +1472,10 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     log: { level: v.LOG_LEVEL, format: v.LOG_FORMAT },
     worker: { shutdownGraceMs: v.WORKER_SHUTDOWN_GRACE },
   };
+  if (v.DB_NAME === undefined) {
+    // Not enumerable: JSON (redactedConfig) and deepFreeze do not read them.
+    Object.defineProperty(config.db, 'database', { get: databaseNameUnset, enumerable: false });
+    if (v.RESTORE_TARGET_DB === undefined) Object.defineProperty(config.restore, 'targetDatabase', { get: databaseNameUnset, enumerable: false });
+  }
   return deepFreeze(config);
 }

@@ -113,7 +113,7 @@ export function addCopyCommand(program: Command): void {
       return value;
     })
     .action(async (options: { from: string; to: string; backup?: string }) => {
-      const outcomes = await copyCommand(loadConfig(), options);
+      const outcomes = await copyCommand(loadConfig(process.env, { database: false }), options);
       if (outcomes.some((o) => o.status === 'failed' || o.status === 'conflict')) process.exitCode = ExitCode.checkFailed;
     });
 }

@@ -60,7 +60,7 @@ export function addKeysCommand(program: Command): void {
     .addOption(new Option('--repo <name>', 'repository to read: local, s3, s3-copy or sftp').default('local'))
     .option('--json', 'print the report as JSON', false)
     .action(async (options: { repo: string; json: boolean }) => {
-      const config = loadConfig();
+      const config = loadConfig(process.env, { database: false });
       const repository = openRepository(config, 'reader', options.repo);
       if (!repository) throw new InvalidArgumentError(`--repo ${options.repo}: not configured`);
       try {

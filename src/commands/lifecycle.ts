@@ -89,12 +89,12 @@ export function addLifecycleCommands(program: Command): void {
     .command('apply')
     .description("write this env's lifecycle rules into the bucket (other rules are kept)")
     .option('--repo <name>', 's3 or s3-copy (default: both, when configured)')
-    .action(async (options: { repo?: string }) => lifecycleApplyCommand(loadConfig(), options));
+    .action(async (options: { repo?: string }) => lifecycleApplyCommand(loadConfig(process.env, { database: false }), options));
   lifecycle
     .command('show')
     .description("print the bucket's rules next to what the policy wants; exit 1 when they differ")
     .option('--repo <name>', 's3 or s3-copy (default: both, when configured)')
     .action(async (options: { repo?: string }) => {
-      if (!(await lifecycleShowCommand(loadConfig(), options))) process.exitCode = ExitCode.checkFailed;
+      if (!(await lifecycleShowCommand(loadConfig(process.env, { database: false }), options))) process.exitCode = ExitCode.checkFailed;
     });
 }

@@ -96,7 +96,7 @@ export function addPinCommands(program: Command): void {
       .description(pinned ? 'never prune this backup, in any repository (S8)' : 'let the retention policy decide about this backup again')
       .argument('<backup-id>', 'a backup id (see list)', parseBackupId)
       .action(async (backupId: string) => {
-        if (!(await pinCommand(loadConfig(), backupId, pinned))) process.exitCode = ExitCode.checkFailed;
+        if (!(await pinCommand(loadConfig(process.env, { database: false }), backupId, pinned))) process.exitCode = ExitCode.checkFailed;
       });
   }
 }

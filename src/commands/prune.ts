@@ -91,6 +91,6 @@ export function addPruneCommand(program: Command): void {
     .option('--now <time>', 'with --dry-run: plan as if it were this time (ISO 8601), e.g. to see what next week deletes', parseTime)
     .action(async (options: { dryRun: boolean; repo?: string[]; now?: string }) => {
       if (options.now !== undefined && !options.dryRun) throw new InvalidArgumentError('--now: only with --dry-run (a real run prunes as of now)');
-      await pruneCommand(loadConfig(), { dryRun: options.dryRun, ...(options.repo ? { repositories: options.repo } : {}), ...(options.now ? { now: options.now } : {}) });
+      await pruneCommand(loadConfig(process.env, { database: false }), { dryRun: options.dryRun, ...(options.repo ? { repositories: options.repo } : {}), ...(options.now ? { now: options.now } : {}) });
     });
 }

@@ -20,9 +20,10 @@ describe('erp4-backup exit codes', () => {
 
   beforeAll(async () => {
     // Drills restore without waiting for approve-restore, so a drill of a broken backup ends on its own.
-    env = await productEnv(s, 'exit-codes', { assets: false, env: { DRILL_PREAPPROVED: 'true' } });
+    env = await productEnv(s, 'exit-codes', { assets: false, s3: true, env: { BACKUP_ENV: 'exit-codes', DRILL_PREAPPROVED: 'true' } });
     const local = openRepository(loadConfig(env), 'writer', 'local')!;
-    const layout = { env: 'test', prefix: 'erp4' };
+    // Its own env: drill and restore workflow ids (`drill-<env>-<second>`) never meet another file's.
+    const layout = { env: 'exit-codes', prefix: 'erp4' };
     await writeSyntheticBackup(local, layout, { id: good, kind: 'daily', generatedAt: '2026-11-01T17:00:00Z', pinned: false });
     const manifest = await writeSyntheticBackup(local, layout, { id: corrupt, kind: 'daily', generatedAt: '2026-11-02T17:00:00Z', pinned: false });
     await writeFile(join(env.BACKUP_DIR!, manifest.artifacts.db!.key), 'not what the manifest says\n');
@@ -32,10 +33,12 @@ describe('erp4-backup exit codes', () => {
   afterAll(async () => product?.close());
 
   const offline = () => ({ ...env, TEMPORAL_ADDRESS: '127.0.0.1:1' });
+  /** The commands that touch no database ask for no DB_NAME. */
+  const withoutDbName = (environment: Record<string, string>) => Object.fromEntries(Object.entries(environment).filter(([name]) => name !== 'DB_NAME'));
 
   it('0: the command did what was asked', async () => {
-    for (const args of [['--help'], ['--version'], ['list'], ['verify', good]]) {
-      const result = await runCli(args, offline());
+    for (const args of [['--help'], ['--version'], ['list'], ['list', '--repo', 's3'], ['verify', good]]) {
+      const result = await runCli(args, withoutDbName(offline()));
       expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
     }
   });
@@ -55,6 +58,12 @@ describe('erp4-backup exit codes', () => {
     const missing = await runCli(['drill', '--repo', 'local', '--backup', '20200101T000000Z-daily'], env);
     expect(missing.code, missing.stdout + missing.stderr).toBe(1);
     expect(missing.stderr).toMatch(/RestoreDrill failed at selecting: backup "20200101T000000Z-daily" not found/);
+
+    // An approval that does not count (the drill no longer waits for one), sent without DB_NAME.
+    const workflowId = /workflow id (drill-\S+)/.exec(missing.stdout)![1]!;
+    const approve = await runCli(['approve', workflowId, '--as', 'alice'], withoutDbName(env));
+    expect(approve.code, approve.stdout + approve.stderr).toBe(1);
+    expect(approve.stdout).toContain(`${workflowId}: not sent: the run is failed`);
   });
 
   it('2: usage and configuration errors, each named', async () => {
@@ -77,5 +86,8 @@ describe('erp4-backup exit codes', () => {
     const result = await runCli(['backup', '--kind', 'daily'], offline());
     expect(result.code, result.stderr).toBe(3);
     expect(result.stderr).toMatch(/cannot be reached .*TEMPORAL_ADDRESS/);
+    const s3 = await runCli(['list', '--repo', 's3'], withoutDbName({ ...offline(), S3_ENDPOINT_URL: 'http://127.0.0.1:1' }));
+    expect(s3.code, s3.stderr).toBe(3);
+    expect(s3.stderr).toMatch(/127\.0\.0\.1:1|ECONNREFUSED/);
   });
 });

@@ -970,6 +970,25 @@ describe('resolveInsideBackupDir', () => {
   });
 });
 
+describe('commands that do not use the database: loadConfig(env, { database: false })', () => {
+  const withoutName = { BACKUP_DIR: backupDir };
+
+  it('loads without DB_NAME; reading the database name then fails naming DB_NAME', () => {
+    const config = loadConfig(withoutName, { database: false });
+    expect(config.local.backupDir).toBe(backupDir);
+    expect(() => config.db.database).toThrow(/DB_NAME: not set; expected the name of the database to back up/);
+    expect(() => config.restore.targetDatabase).toThrow(ConfigError);
+    expect(JSON.stringify(redactedConfig(config))).not.toContain('database"');
+  });
+
+  it('still requires DB_NAME by default, and still checks one that is set', () => {
+    expect(() => loadConfig(withoutName)).toThrow(/DB_NAME: not set/);
+    expect(() => loadConfig({ ...withoutName, DB_NAME: 'ü'.repeat(32) }, { database: false })).toThrow(/DB_NAME: is 64 bytes long/);
+    expect(loadConfig({ ...withoutName, RESTORE_TARGET_DB: 'erp4_restored' }, { database: false }).restore.targetDatabase).toBe('erp4_restored');
+    expect(loadConfig(base, { database: false }).db.database).toBe('erp4');
+  });
+});
+
 describe('<secret>_FILE: secrets from files (Docker secrets, systemd credentials)', () => {
   it('reads each secret from its file, without one trailing newline', () => {
     const config = loadConfig({
