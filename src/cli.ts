@@ -53,7 +53,8 @@ program
   .option('--label <text>', 'why this backup is taken (required for --kind manual), e.g. "before release 2026.11"')
   .option('--pin', 'never prune this backup', false)
   .option('--no-follow', 'start the workflow and return at once')
-  .action(async (options: { kind: (typeof BACKUP_KINDS)[number]; label?: string; pin: boolean; follow: boolean }) => {
+  .option('--json', 'print the result as JSON on stdout (progress goes to stderr)', false)
+  .action(async (options: { kind: (typeof BACKUP_KINDS)[number]; label?: string; pin: boolean; follow: boolean; json: boolean }) => {
     await backupCommand(loadConfig(), options);
   });
 
@@ -74,9 +75,10 @@ program
   .description('re-read every artifact of a backup and check its size and sha256 against the manifest')
   .argument('<backup-id>', 'a backup id (see list) or "latest"', parseBackupIdArgument)
   .addOption(repoOption())
-  .action(async (backupId: string, options: { repo: string }) => {
+  .option('--json', 'print every check as JSON', false)
+  .action(async (backupId: string, options: { repo: string; json: boolean }) => {
     const config = loadConfig(process.env, { database: false });
-    const ok = await withRepository(config, options.repo, (repository) => verifyCommand(config, repository, backupId));
+    const ok = await withRepository(config, options.repo, (repository) => verifyCommand(config, repository, backupId, process.stdout, options));
     if (!ok) process.exitCode = ExitCode.checkFailed;
   });
 
@@ -86,7 +88,8 @@ const restoreSourceOptions = (command: Command) =>
     .option('--repo <name>', 'repository to restore from: s3, sftp or local (default: the first configured of s3, sftp, local)')
     .addOption(new Option('--kind <kind>', 'the kind "latest" picks').choices(BACKUP_KINDS).default('daily'))
     .option('--overlay <backup>', 'lay the important tables of "latest-critical" (the newest critical or weekly-full backup) or of a backup id over the restored one, in one transaction (6-hour RPO)')
-    .option('--no-follow', 'start the workflow and return at once');
+    .option('--no-follow', 'start the workflow and return at once')
+    .option('--json', 'print the result (or the failure) as JSON on stdout (progress goes to stderr)', false);
 
 restoreSourceOptions(
   program
@@ -94,7 +97,7 @@ restoreSourceOptions(
     .description('start a RestoreDrill: restore a backup into a scratch database, check it, report; waits for approve-restore'),
 )
   .option('--keep-scratch', 'keep the scratch database and files for inspection', false)
-  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; keepScratch: boolean; follow: boolean }) => {
+  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; keepScratch: boolean; follow: boolean; json: boolean }) => {
     const result = await drillCommand(loadConfig(), options);
     if (result && result.outcome !== 'passed') process.exitCode = ExitCode.checkFailed;
   });
@@ -106,7 +109,8 @@ program
   .requiredOption('--as <name>', 'your name as listed in RESTORE_APPROVERS')
   .option('--key <file>', 'sign with this SSH key (private key file, or public key file with the private key in ssh-agent); listed for you in RESTORE_ALLOWED_SIGNERS_FILE')
   .option('--comment <text>', 'why you approve, kept in the report (signed with the statement)')
-  .action(async (workflowId: string, options: { as: string; key?: string; comment?: string }) => {
+  .option('--json', 'print the verdict as JSON', false)
+  .action(async (workflowId: string, options: { as: string; key?: string; comment?: string; json: boolean }) => {
     if (!(await approveCommand(loadConfig(process.env, { database: false }), workflowId, options))) process.exitCode = ExitCode.checkFailed;
   });
 
@@ -116,7 +120,7 @@ restoreSourceOptions(
     .description('start a production Restore into RESTORE_TARGET_DB (created empty); needs two approvers of two different roles'),
 )
   .option('--apply-globals', "apply the backup's roles (shown before approval) before restoring", false)
-  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; applyGlobals: boolean; follow: boolean }) => {
+  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; applyGlobals: boolean; follow: boolean; json: boolean }) => {
     const result = await restoreCommand(loadConfig(), options);
     if (result && result.outcome !== 'passed') process.exitCode = ExitCode.checkFailed;
   });

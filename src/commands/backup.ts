@@ -7,6 +7,7 @@ import { connectClient, pendingActivityProgress } from '../temporal/client.js';
 import type { NightlyBackup } from '../../workflows/index.js';
 import { progressQuery, type NightlyBackupResult } from '../../workflows/messages.js';
 import { formatBytes, formatDuration } from './format.js';
+import { humanOutput, reportRun, writeJson } from './json-output.js';
 
 export interface BackupCommandOptions {
   kind: BackupKind;
@@ -14,10 +15,13 @@ export interface BackupCommandOptions {
   pin: boolean;
   /** Print progress until the workflow ends (default), or only start it. */
   follow: boolean;
+  /** One JSON document on stdout (the workflow id, the backup id and the result); progress goes to stderr. */
+  json?: boolean;
 }
 
 /** `erp4-backup backup`: starts NightlyBackup and shows its progress until it ends. */
-export async function backupCommand(config: Config, options: BackupCommandOptions, out: NodeJS.WritableStream = process.stdout): Promise<NightlyBackupResult | undefined> {
+export async function backupCommand(config: Config, options: BackupCommandOptions, stdout: NodeJS.WritableStream = process.stdout): Promise<NightlyBackupResult | undefined> {
+  const out = humanOutput(options.json, stdout);
   const client = await connectClient(config.temporal);
   try {
     const backupId = backupIdFor(options.kind, new Date());
@@ -28,10 +32,15 @@ export async function backupCommand(config: Config, options: BackupCommandOption
       args: [{ kind: options.kind, label: options.label, pin: options.pin, backupId }],
     });
     out.write(`started NightlyBackup ${options.kind}: workflow id ${handle.workflowId}, backup id ${backupId}\n`);
-    if (!options.follow) return undefined;
-    const result = await followBackup(handle, out);
-    out.write(`backup ${result.backupId} complete: ${formatBytes(result.totalBytes)} in ${result.repositories.join(', ')} (local: the local repository of host ${result.host})\n`);
-    return result;
+    if (!options.follow) {
+      if (options.json) writeJson(stdout, { workflowId: handle.workflowId, backupId });
+      return undefined;
+    }
+    return await reportRun(options, stdout, handle.workflowId, async () => {
+      const result = await followBackup(handle, out);
+      out.write(`backup ${result.backupId} complete: ${formatBytes(result.totalBytes)} in ${result.repositories.join(', ')} (local: the local repository of host ${result.host})\n`);
+      return result;
+    });
   } finally {
     await client.connection.close();
   }
