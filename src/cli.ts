@@ -34,6 +34,13 @@ const program = new Command()
   .name('erp4-backup')
   .description('Durable, verifiable backups and restore drills of the erp4 PostgreSQL database and its PDF files')
   .version(productVersion(), '-V, --version', 'print the version of erp4-backup')
+  .option('--env-file <path>', 'read settings from this file of KEY=value lines (as .env.example) first; variables already set win')
+  // Node's own parser (.env.example's format); variables already set win. Node itself refuses a
+  // missing or malformed file before this code runs ("node: FILE: not found", exit 9).
+  .hook('preAction', (thisCommand) => {
+    const { envFile } = thisCommand.opts<{ envFile?: string }>();
+    if (envFile !== undefined) process.loadEnvFile(envFile);
+  })
   .showHelpAfterError()
   // Commander has printed its usage error; remember it so the handler below only sets the exit code.
   .exitOverride((error) => {
