@@ -65,7 +65,7 @@ program
     await backupCommand(loadConfig(), options);
   });
 
-const repoOption = () => new Option('--repo <name>', 'repository to read: local, s3 or sftp').default('local');
+const repoOption = () => new Option('--repo <name>', 'repository to read: local, s3, s3-copy or sftp').default('local');
 
 program
   .command('list')
@@ -92,7 +92,7 @@ program
 const restoreSourceOptions = (command: Command) =>
   command
     .option('--backup <id>', 'a backup id (see list) or "latest": the newest complete backup of --kind', parseBackupIdArgument, 'latest')
-    .option('--repo <name>', 'repository to restore from: s3, sftp or local (default: the first configured of s3, sftp, local)')
+    .option('--repo <name>', 'repository to restore from: s3, s3-copy, sftp or local (default: the first configured of s3, sftp, local)')
     .addOption(new Option('--kind <kind>', 'the kind "latest" picks').choices(BACKUP_KINDS).default('daily'))
     .option('--overlay <backup>', 'lay the important tables of "latest-critical" (the newest critical or weekly-full backup) or of a backup id over the restored one, in one transaction (6-hour RPO)')
     .option('--no-follow', 'start the workflow and return at once')

@@ -84,7 +84,7 @@ export async function lifecycleShowCommand(config: Config, options: { repo?: str
 
 /** The `lifecycle` command group of the CLI. */
 export function addLifecycleCommands(program: Command): void {
-  const lifecycle = program.command('lifecycle').description("the S3 bucket's lifecycle rules (S16), derived from S3_RETENTION");
+  const lifecycle = program.command('lifecycle').description("the S3 bucket's lifecycle rules, derived from S3_RETENTION");
   lifecycle
     .command('apply')
     .description("write this env's lifecycle rules into the bucket (other rules are kept)")

@@ -93,7 +93,7 @@ export function addPinCommands(program: Command): void {
   for (const pinned of [true, false]) {
     program
       .command(pinned ? 'pin' : 'unpin')
-      .description(pinned ? 'never prune this backup, in any repository (S8)' : 'let the retention policy decide about this backup again')
+      .description(pinned ? 'never prune this backup, in any repository' : 'let the retention policy decide about this backup again')
       .argument('<backup-id>', 'a backup id (see list)', parseBackupId)
       .action(async (backupId: string) => {
         if (!(await pinCommand(loadConfig(process.env, { database: false }), backupId, pinned))) process.exitCode = ExitCode.checkFailed;
