@@ -53,6 +53,9 @@ describe('erp4-backup --json on every command that reports', () => {
     expect(document(backup)).toMatchObject({ workflowId: expect.stringMatching(/^backup-json-/), kind: 'daily', repositories: ['local'] });
     expect(backup.stderr).toMatch(/started NightlyBackup daily/);
     expect(backup.stderr).toMatch(/backup \S+ complete/);
+    const failed = await runCli(['backup', '--kind', 'manual', '--json'], env);
+    expect(failed.code).toBe(2);
+    expect(document(failed)).toMatchObject({ workflowId: expect.stringMatching(/^backup-json-/), outcome: 'failed', error: expect.stringMatching(/a manual backup needs a label/) });
   });
 
   it('drill and approve: a failed drill is still one document, so is an approval that does not count', async () => {
