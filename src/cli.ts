@@ -24,12 +24,14 @@ import { describeError } from './commands/format.js';
 import { ExitCode, exitCodeOf } from './commands/exit-codes.js';
 import { projectRoot } from './tools.js';
 
+// Usage errors commander has already printed (see exitOverride below).
+const usageErrorsPrinted = new WeakSet<Error>();
+
 /**
  * The operator's command line. Every command reads the same environment variables as the
  * worker (see README); the repository commands work from the manifests alone, with no
  * Temporal server needed.
  */
-const usageErrorsPrinted = new WeakSet<Error>();
 const program = new Command()
   .name('erp4-backup')
   .description('Durable, verifiable backups and restore drills of the erp4 PostgreSQL database and its PDF files')
