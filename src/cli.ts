@@ -23,7 +23,11 @@ import { addImportCommand } from './commands/import.js';
 import { verifyCommand } from './commands/verify.js';
 import { workerCommand } from './commands/worker.js';
 import { describeError } from './commands/format.js';
+import { ExitCode, exitCodeOf } from './commands/exit-codes.js';
 import { projectRoot } from './tools.js';
+
+// Usage errors commander has already printed (see exitOverride below).
+const usageErrorsPrinted = new WeakSet<Error>();
 
 /**
  * The operator's command line. Every command reads the same environment variables as the
@@ -34,7 +38,19 @@ const program = new Command()
   .name('erp4-backup')
   .description('Durable, verifiable backups and restore drills of the erp4 PostgreSQL database and its PDF files')
   .version(productVersion(), '-V, --version', 'print the version of erp4-backup')
-  .showHelpAfterError();
+  .option('--env-file <path>', 'read settings from this file of KEY=value lines (as .env.example) first; variables already set win')
+  // Node's own parser (.env.example's format); variables already set win. Node itself refuses a
+  // missing or malformed file before this code runs ("node: FILE: not found", exit 9).
+  .hook('preAction', (thisCommand) => {
+    const { envFile } = thisCommand.opts<{ envFile?: string }>();
+    if (envFile !== undefined) process.loadEnvFile(envFile);
+  })
+  .showHelpAfterError()
+  // Commander has printed its usage error; remember it so the handler below only sets the exit code.
+  .exitOverride((error) => {
+    usageErrorsPrinted.add(error);
+    throw error;
+  });
 
 program
   .command('worker')
@@ -48,11 +64,12 @@ program
   .option('--label <text>', 'why this backup is taken (required for --kind manual), e.g. "before release 2026.11"')
   .option('--pin', 'never prune this backup', false)
   .option('--no-follow', 'start the workflow and return at once')
-  .action(async (options: { kind: (typeof BACKUP_KINDS)[number]; label?: string; pin: boolean; follow: boolean }) => {
+  .option('--json', 'print the result as JSON on stdout (progress goes to stderr)', false)
+  .action(async (options: { kind: (typeof BACKUP_KINDS)[number]; label?: string; pin: boolean; follow: boolean; json: boolean }) => {
     await backupCommand(loadConfig(), options);
   });
 
-const repoOption = () => new Option('--repo <name>', 'repository to read: local, s3 or sftp').default('local');
+const repoOption = () => new Option('--repo <name>', 'repository to read: local, s3, s3-copy or sftp').default('local');
 
 program
   .command('list')
@@ -60,7 +77,7 @@ program
   .addOption(repoOption())
   .option('--json', 'print the catalog as JSON', false)
   .action(async (options: { repo: string; json: boolean }) => {
-    const config = loadConfig();
+    const config = loadConfig(process.env, { database: false });
     await withRepository(config, options.repo, (repository) => listCommand(config, repository, options));
   });
 
@@ -69,19 +86,21 @@ program
   .description('re-read every artifact of a backup and check its size and sha256 against the manifest')
   .argument('<backup-id>', 'a backup id (see list) or "latest"', parseBackupIdArgument)
   .addOption(repoOption())
-  .action(async (backupId: string, options: { repo: string }) => {
-    const config = loadConfig();
-    const ok = await withRepository(config, options.repo, (repository) => verifyCommand(config, repository, backupId));
-    if (!ok) process.exitCode = 1;
+  .option('--json', 'print every check as JSON', false)
+  .action(async (backupId: string, options: { repo: string; json: boolean }) => {
+    const config = loadConfig(process.env, { database: false });
+    const ok = await withRepository(config, options.repo, (repository) => verifyCommand(config, repository, backupId, process.stdout, options));
+    if (!ok) process.exitCode = ExitCode.checkFailed;
   });
 
 const restoreSourceOptions = (command: Command) =>
   command
     .option('--backup <id>', 'a backup id (see list) or "latest": the newest complete backup of --kind', parseBackupIdArgument, 'latest')
-    .option('--repo <name>', 'repository to restore from: s3, sftp or local (default: the first configured of s3, sftp, local)')
+    .option('--repo <name>', 'repository to restore from: s3, s3-copy, sftp or local (default: the first configured of s3, sftp, local)')
     .addOption(new Option('--kind <kind>', 'the kind "latest" picks').choices(BACKUP_KINDS).default('daily'))
     .option('--overlay <backup>', 'lay the important tables of "latest-critical" (the newest critical or weekly-full backup) or of a backup id over the restored one, in one transaction (6-hour RPO)')
-    .option('--no-follow', 'start the workflow and return at once');
+    .option('--no-follow', 'start the workflow and return at once')
+    .option('--json', 'print the result (or the failure) as JSON on stdout (progress goes to stderr)', false);
 
 restoreSourceOptions(
   program
@@ -89,9 +108,9 @@ restoreSourceOptions(
     .description('start a RestoreDrill: restore a backup into a scratch database, check it, report; waits for approve-restore'),
 )
   .option('--keep-scratch', 'keep the scratch database and files for inspection', false)
-  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; keepScratch: boolean; follow: boolean }) => {
+  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; keepScratch: boolean; follow: boolean; json: boolean }) => {
     const result = await drillCommand(loadConfig(), options);
-    if (result && result.outcome !== 'passed') process.exitCode = 1;
+    if (result && result.outcome !== 'passed') process.exitCode = ExitCode.checkFailed;
   });
 
 program
@@ -101,8 +120,9 @@ program
   .requiredOption('--as <name>', 'your name as listed in RESTORE_APPROVERS')
   .option('--key <file>', 'sign with this SSH key (private key file, or public key file with the private key in ssh-agent); listed for you in RESTORE_ALLOWED_SIGNERS_FILE')
   .option('--comment <text>', 'why you approve, kept in the report (signed with the statement)')
-  .action(async (workflowId: string, options: { as: string; key?: string; comment?: string }) => {
-    if (!(await approveCommand(loadConfig(), workflowId, options))) process.exitCode = 1;
+  .option('--json', 'print the verdict as JSON', false)
+  .action(async (workflowId: string, options: { as: string; key?: string; comment?: string; json: boolean }) => {
+    if (!(await approveCommand(loadConfig(process.env, { database: false }), workflowId, options))) process.exitCode = ExitCode.checkFailed;
   });
 
 restoreSourceOptions(
@@ -111,9 +131,9 @@ restoreSourceOptions(
     .description('start a production Restore into RESTORE_TARGET_DB (created empty); needs two approvers of two different roles'),
 )
   .option('--apply-globals', "apply the backup's roles (shown before approval) before restoring", false)
-  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; applyGlobals: boolean; follow: boolean }) => {
+  .action(async (options: { backup: string; repo?: string; kind: (typeof BACKUP_KINDS)[number]; overlay?: string; applyGlobals: boolean; follow: boolean; json: boolean }) => {
     const result = await restoreCommand(loadConfig(), options);
-    if (result && result.outcome !== 'passed') process.exitCode = 1;
+    if (result && result.outcome !== 'passed') process.exitCode = ExitCode.checkFailed;
   });
 
 addSchedulesCommands(program);
@@ -150,7 +170,8 @@ function parseBackupIdArgument(value: string): string {
   return value;
 }
 
+// The exit codes are those of src/commands/exit-codes.ts (the README's table).
 program.parseAsync().catch((error: unknown) => {
-  process.stderr.write(`erp4-backup: ${describeError(error)}\n`);
-  process.exitCode = process.exitCode || 2;
+  if (!(error instanceof Error && usageErrorsPrinted.has(error))) process.stderr.write(`erp4-backup: ${describeError(error)}\n`);
+  process.exitCode = exitCodeOf(error);
 });

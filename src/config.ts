@@ -109,6 +109,7 @@
  * | METRICS_BIND_ADDRESS | off | `host:port` of the worker's Prometheus endpoint `/metrics` (e.g. `0.0.0.0:9464`) |
  * | LOG_LEVEL | `INFO` | the worker's log level: TRACE, DEBUG, INFO, WARN, ERROR (Temporal's own messages included) |
  * | LOG_FORMAT | `text` | `text` (one readable line per message) or `json` (one JSON object per line, for log shippers) |
+ * | DB_PASSWORD_FILE, S3_WRITER_SECRET_ACCESS_KEY_FILE, S3_READER_SECRET_ACCESS_KEY_FILE, S3_PRUNER_SECRET_ACCESS_KEY_FILE, S3_COPY_SECRET_ACCESS_KEY_FILE, TEMPORAL_API_KEY_FILE, NOTIFY_WEBHOOK_URL_FILE, DRILL_DB_PASSWORD_FILE | - | the secret without `_FILE` read from this file (Docker secrets, systemd credentials), one trailing newline removed; not together with the variable itself (src/secret-files.ts) |
  */
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
@@ -124,6 +125,7 @@ import { parseTableList } from './pg/table-names.js';
 import { parseChecksFile, type NamedQuery } from './restore/checks-file.js';
 import { parseAllowedSigners, unknownPrincipalProblem, type AllowedSigner } from './restore/allowed-signers.js';
 import { readTemporalConnection, type TemporalConnection } from './temporal/connection.js';
+import { readSecretFiles, SECRET_FILE_VARIABLES } from './secret-files.js';
 import {
   parseMonthlyTime,
   parseTimeOfDay,
@@ -506,6 +508,7 @@ export const CONFIG_VARIABLES = [
   'METRICS_BIND_ADDRESS',
   'LOG_LEVEL',
   'LOG_FORMAT',
+  ...SECRET_FILE_VARIABLES,
 ] as const;
 
 type Variable = (typeof CONFIG_VARIABLES)[number];
@@ -982,7 +985,8 @@ function envShape(backupDir: string) {
     DB_PORT: tcpPort().default(5432),
     DB_USER: parsed('a PostgreSQL role name of at most 63 bytes', postgresName).default('postgres'),
     DB_PASSWORD: z.string().transform((value) => new Secret(value)).optional(),
-    DB_NAME: parsed('the name of the database to back up (S20), at most 63 bytes', postgresName),
+    // Required by loadConfig for the commands that use the database (ConfigNeeds), not here.
+    DB_NAME: parsed(DB_NAME_EXPECTED, postgresName).optional(),
     PG_BIN_DIR: parsed('the directory holding pg_dump, pg_dumpall, pg_restore and psql (e.g. /usr/lib/postgresql/15/bin)', pgBinDir).optional(),
     DB_SSLMODE: sslMode(),
     DB_SSLROOTCERT: sslRootCert(),
@@ -1165,6 +1169,8 @@ function envShape(backupDir: string) {
       .optional(),
     LOG_LEVEL: z.enum(LOG_LEVELS, invalid(LOG_LEVELS.join(', '))).default('INFO'),
     LOG_FORMAT: z.enum(LOG_FORMATS, invalid(LOG_FORMATS.join(' or '))).default('text'),
+    // Read by readSecretFiles before this schema runs; the secrets they hold are checked above.
+    ...Object.fromEntries(SECRET_FILE_VARIABLES.map((variable) => [variable, z.string().optional()])) as Record<(typeof SECRET_FILE_VARIABLES)[number], z.ZodOptional<z.ZodString>>,
   } satisfies Record<Variable, z.ZodType>;
 }
 
@@ -1287,7 +1293,22 @@ function deepFreeze<T>(value: T): T {
 const credentials = (accessKeyId: string | undefined, secretAccessKey: Secret | undefined): Credentials | undefined =>
   accessKeyId !== undefined && secretAccessKey !== undefined ? { accessKeyId, secretAccessKey } : undefined;
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+const DB_NAME_EXPECTED = 'the name of the database to back up (S20), at most 63 bytes';
+
+/** What a command needs beyond the settings every command reads; the repository, approval and schedule commands need no DB_NAME. */
+export interface ConfigNeeds {
+  /** DB_NAME is required (default true: the worker, backup, drill, restore, import). */
+  database?: boolean;
+}
+
+/** Without DB_NAME, reading the database name fails naming it: a command that needs it after all says so. */
+function databaseNameUnset(): never {
+  throw new ConfigError([{ variable: 'DB_NAME', message: `not set; expected ${DB_NAME_EXPECTED}` }]);
+}
+
+export function loadConfig(given: NodeJS.ProcessEnv = process.env, needs: ConfigNeeds = {}): Config {
+  // DB_PASSWORD_FILE and the other <secret>_FILE variables, read into their secrets first.
+  const { env, issues: secretFileIssues } = readSecretFiles(given);
   const raw: RawEnv = {};
   for (const variable of CONFIG_VARIABLES) {
     const value = env[variable];
@@ -1300,6 +1321,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ? []
     : parsed.error.issues.map((issue) => ({ variable: String(issue.path[0]), message: issue.message }));
   issues.push(...crossVariableIssues(raw, env));
+  issues.push(...secretFileIssues);
+  if ((needs.database ?? true) && raw.DB_NAME === undefined) issues.push({ variable: 'DB_NAME', message: `not set; expected ${DB_NAME_EXPECTED}` });
   if (parsed.success && parsed.data.RESTORE_ALLOWED_SIGNERS_FILE) {
     const { file, signers } = parsed.data.RESTORE_ALLOWED_SIGNERS_FILE;
     const problem = unknownPrincipalProblem(signers, parsed.data.RESTORE_APPROVERS.map((a) => a.name));
@@ -1318,7 +1341,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       port: v.DB_PORT,
       user: v.DB_USER,
       password: v.DB_PASSWORD,
-      database: v.DB_NAME,
+      // Unset only when the command does not need it: replaced by databaseNameUnset below.
+      database: v.DB_NAME as string,
       pgBinDir: v.PG_BIN_DIR,
       tls: tlsSetting(v.DB_SSLMODE, v.DB_SSLROOTCERT, v.DB_SSLCERT, v.DB_SSLKEY),
     },
@@ -1410,7 +1434,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     restore: {
       approvers: v.RESTORE_APPROVERS,
       approvalTimeoutMs: v.RESTORE_APPROVAL_TIMEOUT,
-      targetDatabase: v.RESTORE_TARGET_DB ?? v.DB_NAME,
+      targetDatabase: (v.RESTORE_TARGET_DB ?? v.DB_NAME) as string,
       assetDir: v.RESTORE_ASSET_DIR ?? (v.PDF_PROVIDER === 'local' ? v.ASSET_DIR : undefined),
       smokeUrls: v.RESTORE_SMOKE_URLS,
       allowedSigners: v.RESTORE_ALLOWED_SIGNERS_FILE,
@@ -1448,5 +1472,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     log: { level: v.LOG_LEVEL, format: v.LOG_FORMAT },
     worker: { shutdownGraceMs: v.WORKER_SHUTDOWN_GRACE },
   };
+  if (v.DB_NAME === undefined) {
+    // Not enumerable: JSON (redactedConfig) and deepFreeze do not read them.
+    Object.defineProperty(config.db, 'database', { get: databaseNameUnset, enumerable: false });
+    if (v.RESTORE_TARGET_DB === undefined) Object.defineProperty(config.restore, 'targetDatabase', { get: databaseNameUnset, enumerable: false });
+  }
   return deepFreeze(config);
 }

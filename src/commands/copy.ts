@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../config.js';
+import { ExitCode } from './exit-codes.js';
 import { copyBackups, type CopyEvent, type CopyOutcome } from '../copy.js';
 import { InputError } from '../errors.js';
 import { isBackupId, manifestKey } from '../layout.js';
@@ -112,7 +113,7 @@ export function addCopyCommand(program: Command): void {
       return value;
     })
     .action(async (options: { from: string; to: string; backup?: string }) => {
-      const outcomes = await copyCommand(loadConfig(), options);
-      if (outcomes.some((o) => o.status === 'failed' || o.status === 'conflict')) process.exitCode = 1;
+      const outcomes = await copyCommand(loadConfig(process.env, { database: false }), options);
+      if (outcomes.some((o) => o.status === 'failed' || o.status === 'conflict')) process.exitCode = ExitCode.checkFailed;
     });
 }

@@ -6,6 +6,7 @@ import type { RestoreDrill } from '../../workflows/index.js';
 import type { RestoreDrillInput, RestoreResult } from '../../workflows/messages.js';
 import { followRestore } from './follow-restore.js';
 import { formatDuration } from './format.js';
+import { humanOutput, reportRun, writeJson } from './json-output.js';
 
 export interface DrillCommandOptions {
   /** A backup id or `latest`. */
@@ -17,13 +18,16 @@ export interface DrillCommandOptions {
   keepScratch: boolean;
   /** Print progress until the drill ends (default), or only start it. */
   follow: boolean;
+  /** One JSON document on stdout (the workflow id and the result, or the failure); progress goes to stderr. */
+  json?: boolean;
 }
 
 /**
  * `erp4-backup drill`: starts a RestoreDrill (the same as `temporal workflow start --type
  * RestoreDrill ...`) and follows it. Resolves with the result; a failed drill rejects.
  */
-export async function drillCommand(config: Config, options: DrillCommandOptions, out: NodeJS.WritableStream = process.stdout): Promise<RestoreResult | undefined> {
+export async function drillCommand(config: Config, options: DrillCommandOptions, stdout: NodeJS.WritableStream = process.stdout): Promise<RestoreResult | undefined> {
+  const out = humanOutput(options.json, stdout);
   const client = await connectClient(config.temporal);
   try {
     const input: RestoreDrillInput = {
@@ -39,10 +43,15 @@ export async function drillCommand(config: Config, options: DrillCommandOptions,
       args: [input],
     });
     out.write(`started RestoreDrill: workflow id ${handle.workflowId}\n`);
-    if (!options.follow) return undefined;
-    const result = await followRestore(handle, out);
-    out.write(`drill ${result.outcome}: backup ${result.backupId ?? '-'}, measured RTO ${formatDuration(result.rtoMs)}\n`);
-    return result;
+    if (!options.follow) {
+      if (options.json) writeJson(stdout, { workflowId: handle.workflowId });
+      return undefined;
+    }
+    return await reportRun(options, stdout, handle.workflowId, async () => {
+      const result = await followRestore(handle, out);
+      out.write(`drill ${result.outcome}: backup ${result.backupId ?? '-'}, measured RTO ${formatDuration(result.rtoMs)}\n`);
+      return result;
+    });
   } finally {
     await client.connection.close();
   }

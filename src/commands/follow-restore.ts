@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { pendingActivityProgress } from '../temporal/client.js';
 import { restoreStatusQuery, type RestoreResult, type RestoreStatus } from '../../workflows/messages.js';
-import { formatBytes, formatDuration } from './format.js';
+import { ProgressDisplay } from './progress-line.js';
 
 /**
  * Live progress of a RestoreDrill or Restore for `erp4-backup drill|restore`: a line whenever
@@ -15,29 +15,31 @@ export async function followRestore(handle: WorkflowHandle, out: NodeJS.Writable
     settled = true;
   });
   const printed = new Set<string>();
+  const display = new ProgressDisplay(out);
   const once = (line: string) => {
     if (printed.has(line)) return;
     printed.add(line);
+    display.endLine();
     out.write(`${line}\n`);
   };
-  let lastProgress = '';
   let last: RestoreStatus | undefined;
   while (!settled) {
     try {
       const [status, pending] = await Promise.all([handle.query(restoreStatusQuery), pendingActivityProgress(handle)]);
       last = status;
       describe(status, handle.workflowId, once);
-      const inFlight = pending
-        .filter((p) => p.step)
-        .map((p) => `${p.step} ${formatBytes(p.bytes ?? 0)}${p.attempt > 1 ? ` (attempt ${p.attempt})` : ''}`);
-      const progress = `[${formatDuration(status.elapsedMs)}] ${status.phase}${inFlight.length ? `: ${inFlight.join(', ')}` : ''}`;
-      if (progress.replace(/^\[[^\]]*\] /, '') !== lastProgress.replace(/^\[[^\]]*\] /, '')) out.write(`${progress}\n`);
-      lastProgress = progress;
+      display.show({
+        elapsedMs: status.elapsedMs,
+        phase: status.phase,
+        inFlight: pending.flatMap((p) => (p.step ? [{ step: p.step, bytes: p.bytes ?? 0, attempt: p.attempt }] : [])),
+        at: Date.now(),
+      });
     } catch {
       // The first workflow task may not have run yet, or the run just ended: ask again.
     }
     await Promise.race([result.catch(() => undefined), sleep(1000)]);
   }
+  display.endLine();
   // The last poll may have missed the end: what happened between it and the result.
   const settle = async () => {
     const status = await handle.query(restoreStatusQuery).catch(() => last);

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readCatalog } from '../catalog.js';
 import { loadConfig, type Config } from '../config.js';
+import { ExitCode } from './exit-codes.js';
 import { checkBackupKeys, type BackupKeyCheck } from '../crypto/key-availability.js';
 import { privateKeyIds } from '../crypto/openpgp.js';
 import { openRepository } from '../repositories.js';
@@ -59,11 +60,11 @@ export function addKeysCommand(program: Command): void {
     .addOption(new Option('--repo <name>', 'repository to read: local, s3, s3-copy or sftp').default('local'))
     .option('--json', 'print the report as JSON', false)
     .action(async (options: { repo: string; json: boolean }) => {
-      const config = loadConfig();
+      const config = loadConfig(process.env, { database: false });
       const repository = openRepository(config, 'reader', options.repo);
       if (!repository) throw new InvalidArgumentError(`--repo ${options.repo}: not configured`);
       try {
-        if (!(await keysCommand(config, repository, options))) process.exitCode = 1;
+        if (!(await keysCommand(config, repository, options))) process.exitCode = ExitCode.checkFailed;
       } finally {
         await repository.close();
       }

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, type Config } from '../config.js';
+import { ExitCode } from './exit-codes.js';
 import { describeRule, isOwnRule, lifecycleRules, mergedRules } from '../lifecycle.js';
 import { pruneSettings } from '../prune-policy.js';
 import { createRepositories } from '../repositories.js';
@@ -83,17 +84,17 @@ export async function lifecycleShowCommand(config: Config, options: { repo?: str
 
 /** The `lifecycle` command group of the CLI. */
 export function addLifecycleCommands(program: Command): void {
-  const lifecycle = program.command('lifecycle').description("the S3 bucket's lifecycle rules (S16), derived from S3_RETENTION");
+  const lifecycle = program.command('lifecycle').description("the S3 bucket's lifecycle rules, derived from S3_RETENTION");
   lifecycle
     .command('apply')
     .description("write this env's lifecycle rules into the bucket (other rules are kept)")
     .option('--repo <name>', 's3 or s3-copy (default: both, when configured)')
-    .action(async (options: { repo?: string }) => lifecycleApplyCommand(loadConfig(), options));
+    .action(async (options: { repo?: string }) => lifecycleApplyCommand(loadConfig(process.env, { database: false }), options));
   lifecycle
     .command('show')
     .description("print the bucket's rules next to what the policy wants; exit 1 when they differ")
     .option('--repo <name>', 's3 or s3-copy (default: both, when configured)')
     .action(async (options: { repo?: string }) => {
-      if (!(await lifecycleShowCommand(loadConfig(), options))) process.exitCode = 1;
+      if (!(await lifecycleShowCommand(loadConfig(process.env, { database: false }), options))) process.exitCode = ExitCode.checkFailed;
     });
 }

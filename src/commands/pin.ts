@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { backupObjectOf } from '../backup-objects.js';
 import { loadConfig, type Config } from '../config.js';
+import { ExitCode } from './exit-codes.js';
 import { InputError } from '../errors.js';
 import { isBackupId, manifestDirectory } from '../layout.js';
 import { desiredTier, tierTags, type Tier } from '../lifecycle.js';
@@ -92,10 +93,10 @@ export function addPinCommands(program: Command): void {
   for (const pinned of [true, false]) {
     program
       .command(pinned ? 'pin' : 'unpin')
-      .description(pinned ? 'never prune this backup, in any repository (S8)' : 'let the retention policy decide about this backup again')
+      .description(pinned ? 'never prune this backup, in any repository' : 'let the retention policy decide about this backup again')
       .argument('<backup-id>', 'a backup id (see list)', parseBackupId)
       .action(async (backupId: string) => {
-        if (!(await pinCommand(loadConfig(), backupId, pinned))) process.exitCode = 1;
+        if (!(await pinCommand(loadConfig(process.env, { database: false }), backupId, pinned))) process.exitCode = ExitCode.checkFailed;
       });
   }
 }

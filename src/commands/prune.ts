@@ -4,6 +4,7 @@ import { connectClient } from '../temporal/client.js';
 import type { Prune } from '../../workflows/index.js';
 import type { PruneResult } from '../../workflows/messages.js';
 import { formatTable } from './format.js';
+import { writeJson } from './json-output.js';
 
 export interface PruneCommandOptions {
   dryRun: boolean;
@@ -11,6 +12,8 @@ export interface PruneCommandOptions {
   repositories?: string[];
   /** Plan as of this ISO 8601 time instead of the workflow's clock (the workflow's `now`). */
   now?: string;
+  /** Print the PruneResult as one JSON document instead of the table. */
+  json?: boolean;
 }
 
 /**
@@ -26,7 +29,8 @@ export async function pruneCommand(config: Config, options: PruneCommandOptions,
       workflowId: `prune-${config.env}${options.dryRun ? '-dry-run' : ''}-${new Date().toISOString()}`,
       args: [{ dryRun: options.dryRun, ...(options.repositories ? { repositories: options.repositories } : {}), ...(options.now ? { now: options.now } : {}) }],
     });
-    out.write(formatPruneResult(result));
+    if (options.json) writeJson(out, result);
+    else out.write(formatPruneResult(result));
     return result;
   } finally {
     await client.connection.close();
@@ -89,8 +93,9 @@ export function addPruneCommand(program: Command): void {
     .option('--dry-run', 'print the plan only, delete nothing', false)
     .option('--repo <names...>', 'only these repositories (default: every configured one)')
     .option('--now <time>', 'with --dry-run: plan as if it were this time (ISO 8601), e.g. to see what next week deletes', parseTime)
-    .action(async (options: { dryRun: boolean; repo?: string[]; now?: string }) => {
+    .option('--json', 'print the plan and what was deleted as JSON', false)
+    .action(async (options: { dryRun: boolean; repo?: string[]; now?: string; json: boolean }) => {
       if (options.now !== undefined && !options.dryRun) throw new InvalidArgumentError('--now: only with --dry-run (a real run prunes as of now)');
-      await pruneCommand(loadConfig(), { dryRun: options.dryRun, ...(options.repo ? { repositories: options.repo } : {}), ...(options.now ? { now: options.now } : {}) });
+      await pruneCommand(loadConfig(process.env, { database: false }), { dryRun: options.dryRun, json: options.json, ...(options.repo ? { repositories: options.repo } : {}), ...(options.now ? { now: options.now } : {}) });
     });
 }

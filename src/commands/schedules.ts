@@ -125,7 +125,7 @@ export function addSchedulesCommands(program: Command): void {
   schedules
     .command('apply')
     .description('create or update the schedules from the configuration; changes only what differs, keeps pauses')
-    .action(async () => schedulesApplyCommand(loadConfig()));
+    .action(async () => schedulesApplyCommand(loadConfig(process.env, { database: false })));
   schedules
     .command('list')
     .description('each schedule with its next run times and the result of its last run')
@@ -133,26 +133,26 @@ export function addSchedulesCommands(program: Command): void {
     .option('--from <time>', 'list the runs after this time instead of now (ISO 8601)', parseTime)
     .option('--count <n>', 'how many next runs to show', parseCount, 3)
     .action(async (options: { json: boolean; from?: Date; count: number }) => {
-      await schedulesListCommand(loadConfig(), options);
+      await schedulesListCommand(loadConfig(process.env, { database: false }), options);
     });
   schedules
     .command('pause')
     .description('stop a schedule from starting runs until unpause (apply keeps the pause)')
     .argument('<name>', SCHEDULE_NAMES.join(' | '), parseName)
     .option('--note <text>', 'why, shown by schedules list and the Web UI')
-    .action(async (name: string, options: { note?: string }) => schedulesPauseCommand(loadConfig(), name, options.note));
+    .action(async (name: string, options: { note?: string }) => schedulesPauseCommand(loadConfig(process.env, { database: false }), name, options.note));
   schedules
     .command('unpause')
     .description('let a paused schedule start runs again')
     .argument('<name>', SCHEDULE_NAMES.join(' | '), parseName)
     .option('--note <text>', 'why, shown by schedules list and the Web UI')
-    .action(async (name: string, options: { note?: string }) => schedulesUnpauseCommand(loadConfig(), name, options.note));
+    .action(async (name: string, options: { note?: string }) => schedulesUnpauseCommand(loadConfig(process.env, { database: false }), name, options.note));
   schedules
     .command('trigger')
     .description("start the schedule's workflow now (nothing starts while one of its runs is in flight)")
     .argument('<name>', SCHEDULE_NAMES.join(' | '), parseName)
     .option('--wait', 'wait for the workflow to finish and fail when it fails', false)
     .action(async (name: string, options: { wait: boolean }) => {
-      await schedulesTriggerCommand(loadConfig(), name, options);
+      await schedulesTriggerCommand(loadConfig(process.env, { database: false }), name, options);
     });
 }

@@ -324,7 +324,7 @@ describe('NightlyBackup inputs', () => {
         expect(list.stdout).toMatch('local: 0 complete backup(s)');
         expect(list.stdout).toMatch(/INVALID manifest .*\.manifest\.json: .*artifacts\.db\.sha256: expected 64 lowercase hex digits/);
         const verify = await cli(['verify', weirdBackupId]);
-        expect(verify.code).toBe(2);
+        expect(verify.code).toBe(1);
         expect(verify.stderr).toMatch(/manifest local:.*\.manifest\.json is invalid: artifacts\.db\.sha256: expected 64 lowercase hex digits/);
         return verify.stderr.trim();
       });

@@ -12,6 +12,7 @@ import {
   resolveInsideBackupDir,
   sshHostKeyFingerprint,
 } from '../../src/config.js';
+import { SECRET_FILE_VARIABLES } from '../../src/secret-files.js';
 import { createTestCa } from '../helpers/temporal-ca.js';
 
 // Fixtures are made while the file is collected, so the tables below can name real paths.
@@ -449,6 +450,7 @@ const rows: Row[] = [
   { env: { METRICS_BIND_ADDRESS: '9464' }, names: ['METRICS_BIND_ADDRESS'], fragment: 'expected host:port to serve Prometheus metrics' },
   { env: { LOG_LEVEL: 'verbose' }, names: ['LOG_LEVEL'], fragment: 'expected TRACE, DEBUG, INFO, WARN, ERROR' },
   { env: { LOG_FORMAT: 'xml' }, names: ['LOG_FORMAT'], fragment: 'expected text or json' },
+  ...SECRET_FILE_VARIABLES.map((variable) => ({ env: { [variable]: path.join(dir, 'no-such-secret') }, names: [variable], fragment: 'no-such-secret cannot be read (ENOENT)' })),
 ];
 
 describe('loadConfig: one bad setting, one error naming it', () => {
@@ -965,5 +967,58 @@ describe('resolveInsideBackupDir', () => {
   it.each(['../x.dump', '/etc/passwd', 'escape/passwd', '$(id).dump', ''])('refuses %j and names the argument', (value) => {
     expect(() => resolveInsideBackupDir('--file', value, backupDir)).toThrow(ConfigError);
     expect(() => resolveInsideBackupDir('--file', value, backupDir)).toThrow(/--file: .*; expected a file name or relative path inside BACKUP_DIR/);
+  });
+});
+
+describe('commands that do not use the database: loadConfig(env, { database: false })', () => {
+  const withoutName = { BACKUP_DIR: backupDir };
+
+  it('loads without DB_NAME; reading the database name then fails naming DB_NAME', () => {
+    const config = loadConfig(withoutName, { database: false });
+    expect(config.local.backupDir).toBe(backupDir);
+    expect(() => config.db.database).toThrow(/DB_NAME: not set; expected the name of the database to back up/);
+    expect(() => config.restore.targetDatabase).toThrow(ConfigError);
+    expect(JSON.stringify(redactedConfig(config))).not.toContain('database"');
+  });
+
+  it('still requires DB_NAME by default, and still checks one that is set', () => {
+    expect(() => loadConfig(withoutName)).toThrow(/DB_NAME: not set/);
+    expect(() => loadConfig({ ...withoutName, DB_NAME: 'ü'.repeat(32) }, { database: false })).toThrow(/DB_NAME: is 64 bytes long/);
+    expect(loadConfig({ ...withoutName, RESTORE_TARGET_DB: 'erp4_restored' }, { database: false }).restore.targetDatabase).toBe('erp4_restored');
+    expect(loadConfig(base, { database: false }).db.database).toBe('erp4');
+  });
+});
+
+describe('<secret>_FILE: secrets from files (Docker secrets, systemd credentials)', () => {
+  it('reads each secret from its file, without one trailing newline', () => {
+    const config = loadConfig({
+      ...base,
+      ...s3,
+      DB_PASSWORD_FILE: writeFixture('db-password', 'pw from file\n'),
+      S3_WRITER_ACCESS_KEY_ID: 'AKIAWRITER',
+      S3_WRITER_SECRET_ACCESS_KEY_FILE: writeFixture('writer-secret', 'writer-secret-from-file\r\n'),
+      NOTIFY_WEBHOOK_URL_FILE: writeFixture('webhook', 'https://hooks.example.test/T000'),
+      DRILL_DB_HOST: 'drill.example.test',
+      DRILL_DB_PASSWORD_FILE: writeFixture('drill-password', 'two newlines\n\n'),
+      TEMPORAL_API_KEY_FILE: writeFixture('api-key', 'key-from-file\n'),
+    });
+    expect(config.db.password?.reveal()).toBe('pw from file');
+    expect(config.s3?.writer?.secretAccessKey.reveal()).toBe('writer-secret-from-file');
+    expect(config.notify.webhookUrl?.reveal()).toBe('https://hooks.example.test/T000');
+    expect(config.drill.server?.password?.reveal()).toBe('two newlines\n');
+    expect(config.temporal.connection.sdkOptions().apiKey).toBe('key-from-file');
+  });
+
+  it('refuses a secret set both ways, naming both, and an empty file', () => {
+    const both = configError({ ...base, DB_PASSWORD: 'pw', DB_PASSWORD_FILE: writeFixture('db-password-2', 'pw\n') });
+    expect(both.issues).toEqual([{ variable: 'DB_PASSWORD_FILE', message: 'set together with DB_PASSWORD; expected one of them' }]);
+    const empty = configError({ ...base, DB_PASSWORD_FILE: writeFixture('empty', '\n') });
+    expect(empty.issues).toEqual([{ variable: 'DB_PASSWORD_FILE', message: `${path.join(dir, 'empty')} is empty; expected a file holding DB_PASSWORD` }]);
+  });
+
+  it('never shows the secret read from a file', () => {
+    const config = loadConfig({ ...base, DB_PASSWORD_FILE: writeFixture('db-password-3', 'file-secret-Qx19\n') });
+    expect(JSON.stringify(redactedConfig(config))).not.toContain('file-secret-Qx19');
+    expect(inspect(config, { depth: null })).not.toContain('file-secret-Qx19');
   });
 });
