@@ -45,6 +45,6 @@ export function addHealthcheckCommand(program: Command): void {
     .command('healthcheck')
     .description("exit 0 when this host's worker polls its task queue (the container healthcheck); 1 when it does not")
     .action(async () => {
-      if (!(await healthcheckCommand(loadConfig()))) process.exitCode = 1;
+      if (!(await healthcheckCommand(loadConfig(process.env, { database: false })))) process.exitCode = 1;
     });
 }
