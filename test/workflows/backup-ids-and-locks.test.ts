@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCatalog, verifyBackup } from '../../src/catalog.js';
 import { pgClientConfig } from '../../src/pg/connection.js';
+import { backupIdFor } from '../../src/layout.js';
 import { NightlyBackup } from '../../workflows/index.js';
 import { harnessDb } from '../helpers/drill.js';
 import { createSampleDatabase, productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
@@ -38,11 +39,14 @@ describe('NightlyBackup: backup ids and table locks', () => {
     await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`).finally(() => admin.end());
   });
 
-  const start = (name: string, backupId?: string) =>
+  // Ids come from the start time to the second: backups this file starts within one second must
+  // not share one (the guard under test would refuse the second), so each gets its own.
+  let started = 0;
+  const start = (name: string, backupId = backupIdFor('daily', new Date(Date.UTC(2030, 0, 1, 0, 0, started++)))) =>
     product.client.workflow.start(NightlyBackup, {
       taskQueue: product.config.temporal.taskQueue,
       workflowId: `${name}-${Date.now()}`,
-      args: [{ kind: 'daily', heartbeatTimeoutSeconds: 6, ...(backupId ? { backupId } : {}) }],
+      args: [{ kind: 'daily', heartbeatTimeoutSeconds: 6, backupId }],
     });
 
   it('refuses a backup id that already has a complete manifest, overwriting nothing, and the refused notice does not hide that error', async () => {
