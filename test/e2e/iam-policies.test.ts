@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -27,6 +25,7 @@ import { tierTags } from '../../src/lifecycle.js';
 import { LocalRepository } from '../../src/storage/local.js';
 import { writeSyntheticBackup } from '../helpers/synthetic-backups.js';
 import { createTestBucket, startS3Server, testS3Client, type S3Server } from '../helpers/s3-server.js';
+import { createIamUsers } from '../helpers/iam-s3.js';
 import { services } from '../helpers/services.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -57,29 +56,6 @@ function renderPolicy(role: Role): string {
   return rendered;
 }
 
-/**
- * IAM users with the policies, made with boto3 from the tools venv (moto's own dependency:
- * the project has no IAM client). Returns each user's access key.
- */
-async function createUsers(endpoint: string, motoServerPath: string): Promise<Record<Role, { accessKeyId: string; secretAccessKey: string }>> {
-  const script = `
-import boto3, json, sys
-request = json.load(sys.stdin)
-iam = boto3.client('iam', endpoint_url=request['endpoint'], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')
-keys = {}
-for role, policy in request['policies'].items():
-    user = 'erp4-backup-' + role
-    iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName=user, PolicyDocument=policy)
-    key = iam.create_access_key(UserName=user)['AccessKey']
-    keys[role] = {'accessKeyId': key['AccessKeyId'], 'secretAccessKey': key['SecretAccessKey']}
-print(json.dumps(keys))
-`;
-  const python = join(dirname(motoServerPath), 'python');
-  const child = promisify(execFile)(python, ['-c', script]);
-  child.child.stdin?.end(JSON.stringify({ endpoint, policies: Object.fromEntries(ROLES.map((role) => [role, renderPolicy(role)])) }));
-  return JSON.parse((await child).stdout) as Record<Role, { accessKeyId: string; secretAccessKey: string }>;
-}
 
 /** The HTTP status of an S3 call: 200 when it succeeded, else the error's status (403: denied). */
 async function status(call: Promise<unknown>): Promise<number> {
@@ -112,7 +88,7 @@ describe('deploy/iam policies (S15), enforced by moto', () => {
     await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('db/erp4-20261126T170000Z-daily.dump'), Body: 'dump', ...sse }));
     await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: `erp4/${manifest}`, Body: 'not a manifest', ...sse }));
     admin.destroy();
-    keys = await createUsers(server.endpoint, motoServerPath);
+    keys = await createIamUsers(server.endpoint, motoServerPath, Object.fromEntries(ROLES.map((role) => [role, renderPolicy(role)])) as Record<Role, string>);
     // From here on every request must be signed by a user whose policies allow it.
     const response = await fetch(`${server.endpoint}/moto-api/reset-auth`, { method: 'POST', body: '0' });
     expect(response.ok).toBe(true);

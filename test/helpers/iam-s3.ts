@@ -38,8 +38,8 @@ function renderPolicy(role: IamRole, values: Record<string, string>): string {
   });
 }
 
-/** Users made with boto3 from the tools venv (moto's own dependency; the project has no IAM client). */
-async function createUsers(endpoint: string, motoServerPath: string, policies: Record<IamRole, string>): Promise<IamS3['keys']> {
+/** Users made with boto3 from the tools venv (moto's own dependency; the project has no IAM client), one per role with its policy; their access keys. */
+export async function createIamUsers(endpoint: string, motoServerPath: string, policies: Record<IamRole, string>): Promise<IamS3['keys']> {
   const script = `
 import boto3, json, sys
 request = json.load(sys.stdin)
@@ -73,7 +73,7 @@ export async function startIamS3(s: Services, options: { name: string; bucket: s
       S3_COPY_PREFIX: options.copyPrefix,
       S3_COPY_SSE_KMS_KEY_ARN: kmsKeyArn,
     };
-    const keys = await createUsers(server.endpoint, motoServerPath, {
+    const keys = await createIamUsers(server.endpoint, motoServerPath, {
       writer: renderPolicy('writer', values),
       reader: renderPolicy('reader', values),
       pruner: renderPolicy('pruner', values),
