@@ -4,12 +4,15 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from '../src/dev/processes.js';
+import { sampleTreePeak } from './process-tree.js';
 
 /** One measured run: wall and CPU time (user + system, children included) and peak RSS. */
 export interface Sample {
   wallMs: number;
   cpuMs: number;
   peakRssBytes: number;
+  /** For the product: the largest summed RSS of the worker and its children (pg_dump, pg_restore...), sampled from /proc. */
+  treePeakRssBytes?: number;
 }
 
 const GNU_TIME = '/usr/bin/time';
@@ -68,15 +71,26 @@ export function residentBytes(pid: number): Promise<number> {
 /**
  * Measures work done by a long-running process (the worker) while `work` runs: the CPU time
  * it and its reaped children (pg_dump, pg_dumpall) used, and its peak RSS, reset before the
- * run (clear_refs 5 resets VmHWM) so each repetition gets its own peak.
+ * run (clear_refs 5 resets VmHWM) so each repetition gets its own peak; and the peak of the
+ * whole process tree (worker + children), sampled every 100 ms.
  */
 export async function measureProcess<T>(pid: number, work: () => Promise<T>): Promise<{ sample: Sample; result: T }> {
   await writeFile(`/proc/${pid}/clear_refs`, '5');
   const cpuBefore = await cpuMsOf(pid);
+  const tree = sampleTreePeak(pid);
   const started = performance.now();
-  const result = await work();
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    await tree.stop();
+    throw error;
+  }
   const wallMs = performance.now() - started;
-  const sample = { wallMs, cpuMs: (await cpuMsOf(pid)) - cpuBefore, peakRssBytes: await statusBytes(pid, 'VmHWM') };
+  const treePeakRssBytes = await tree.stop();
+  const peakRssBytes = await statusBytes(pid, 'VmHWM');
+  // Samples 100 ms apart can miss the worker's own peak, which VmHWM holds; the tree includes the worker.
+  const sample = { wallMs, cpuMs: (await cpuMsOf(pid)) - cpuBefore, peakRssBytes, treePeakRssBytes: Math.max(treePeakRssBytes, peakRssBytes) };
   return { sample, result };
 }
 
@@ -91,5 +105,8 @@ export function median(samples: readonly Sample[]): Sample {
     wallMs: mid(samples.map((s) => s.wallMs)),
     cpuMs: mid(samples.map((s) => s.cpuMs)),
     peakRssBytes: mid(samples.map((s) => s.peakRssBytes)),
+    ...(samples.every((s) => s.treePeakRssBytes !== undefined) && samples.length > 0
+      ? { treePeakRssBytes: mid(samples.map((s) => s.treePeakRssBytes!)) }
+      : {}),
   };
 }

@@ -11,7 +11,7 @@ import { projectRoot } from '../src/tools.js';
 import { createTestBucket, testS3Client } from '../test/helpers/s3-server.js';
 import type { NightlyBackupResult, RestoreResult } from '../workflows/messages.js';
 import { measureProcess, timeShell, type Sample } from './measure.js';
-import { BENCH_BUCKET, type BenchServices } from './services.js';
+import { BENCH_BUCKET, BENCH_S3_PREFIX, type BenchServices } from './services.js';
 
 /** What every pipeline needs: the services, the data, and the worker the product runs in. */
 export interface BenchContext {
@@ -116,6 +116,121 @@ export interface BackupOutput {
   manifest: Manifest;
 }
 
+export interface BaselineBOutput {
+  sample: Sample;
+  /** The scratch database pg_restore restored into and the directory the PDFs were extracted to: for verifyBaselineB, then dropped. */
+  database: string;
+  assetDir: string;
+  dir: string;
+}
+
+/**
+ * Baseline B, the seed's restore as plain commands one after another, on the artifacts a
+ * NightlyBackup stored in S3: an SDK download of the db and assets objects (bench/download-s3.ts),
+ * `gpg --decrypt` of both, `createdb`, `pg_restore -j N`, `tar -x` of the PDF files.
+ */
+export async function runBaselineB(ctx: BenchContext, manifest: Manifest, repetition: number): Promise<BaselineBOutput> {
+  const { gnupg, s3 } = ctx.services;
+  const db = manifest.artifacts.db;
+  const assets = manifest.artifacts.assets;
+  if (!db || !assets) throw new Error(`baseline B needs a backup with db and assets artifacts; ${manifest.id} has ${Object.keys(manifest.artifacts).join(', ')}`);
+  const dir = join(ctx.workDir, `baseline-b-${repetition}`);
+  const database = 'bench_baseline_b';
+  const assetDir = join(dir, 'assets');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await dropDatabase(ctx, database);
+  const passphrase = await passphraseFile(ctx);
+  const decrypt = (input: string, output: string) =>
+    `gpg --homedir ${q(gnupg.home)} --batch --yes --pinentry-mode loopback --passphrase-file ${q(passphrase)} -o ${output} --decrypt ${input}`;
+  const script = `
+cd ${q(dir)}
+${q(process.execPath)} ${q(join(projectRoot(), 'dist', 'bench', 'download-s3.js'))} ${q(`${BENCH_S3_PREFIX}/${db.key}`)}=db.dump.gpg ${q(`${BENCH_S3_PREFIX}/${assets.key}`)}=assets.tar.gpg
+${decrypt('db.dump.gpg', 'db.dump')}
+${decrypt('assets.tar.gpg', 'assets.tar')}
+${q(pgTool(ctx, 'createdb'))} --template=template0 ${q(database)}
+${q(pgTool(ctx, 'pg_restore'))} --exit-on-error --no-owner --jobs=${ctx.restoreJobs} --dbname=${q(database)} db.dump
+mkdir assets
+tar -xf assets.tar -C assets
+`;
+  const sample = await timeShell(script, {
+    ...pgEnv(ctx, 'postgres'),
+    BENCH_S3_ENDPOINT: s3.endpoint,
+    BENCH_S3_BUCKET: BENCH_BUCKET,
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    AWS_REGION: s3.region,
+  });
+  return { sample, database, assetDir, dir };
+}
+
+/** Number and total size of the regular files under `dir`, recursively. */
+export async function fileTotals(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    files += 1;
+    bytes += (await stat(join(entry.parentPath, entry.name))).size;
+  }
+  return { files, bytes };
+}
+
+/**
+ * Checks that baseline B restored everything: the database's row counts and money totals equal
+ * the source's, the extracted PDF files' count and bytes equal the generated ones. Drops the
+ * database and removes the files afterwards.
+ */
+export async function verifyBaselineB(ctx: BenchContext, output: BaselineBOutput, source: string, assets: { files: number; bytes: number }): Promise<string> {
+  try {
+    const restored = await dataSummary(ctx, output.database);
+    if (restored !== source) throw new Error(`baseline B's restored data ${restored} differs from the source ${source}`);
+    const extracted = await fileTotals(output.assetDir);
+    if (extracted.files !== assets.files || extracted.bytes !== assets.bytes) {
+      throw new Error(`baseline B extracted ${extracted.files} files, ${extracted.bytes} bytes; the source has ${assets.files} files, ${assets.bytes} bytes`);
+    }
+    return `restored from S3: data equal to the source, ${extracted.files} PDF files of ${extracted.bytes} bytes as in the source`;
+  } finally {
+    await dropDatabase(ctx, output.database);
+    await rm(output.dir, { recursive: true, force: true });
+  }
+}
+
+/** Medians of the S3-overhead measurement (bench/s3-overhead.ts): the product's put and a plain lib-storage upload. */
+export interface S3OverheadOutput {
+  oursMs: number[];
+  plainMs: number[];
+}
+
+/**
+ * Runs bench/s3-overhead.ts in its own process with the worker's environment (the product's S3
+ * repository opened as the worker opens it) on one stored file.
+ */
+export async function runS3Overhead(
+  ctx: BenchContext,
+  workerEnv: Record<string, string>,
+  file: { path: string; size: number; sha256: string },
+  pairs: number,
+): Promise<S3OverheadOutput> {
+  const { s3 } = ctx.services;
+  const { stdout } = await runCommand(
+    process.execPath,
+    [join(projectRoot(), 'dist', 'bench', 's3-overhead.js'), file.path, String(file.size), file.sha256, String(pairs)],
+    {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        ...workerEnv,
+        BENCH_S3_ENDPOINT: s3.endpoint,
+        AWS_ACCESS_KEY_ID: s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        AWS_REGION: s3.region,
+      },
+    },
+  );
+  return JSON.parse(stdout.trim().split('\n').pop()!) as S3OverheadOutput;
+}
+
 /** NightlyBackup end to end through Temporal: from the start request to the workflow's result. */
 export async function runNightlyBackup(ctx: BenchContext, label: string, options: { taskQueue?: string; workerPid?: number; backupDir?: string } = {}): Promise<BackupOutput> {
   // Backup ids have a one-second resolution: never two in the same second.
@@ -165,24 +280,32 @@ export interface DrillOutput {
   report: RestoreReport;
   /** The `restoring-database` phase (pg_restore into the scratch database). */
   restorePhaseMs: number;
+  workflowId: string;
 }
 
 /** RestoreDrill (pre-approved by the worker's DRILL_PREAPPROVED) of one backup, read from `repository`. */
-export async function runDrill(ctx: BenchContext, backupId: string, repository: string, label: string): Promise<DrillOutput> {
-  const { sample, result } = await measureProcess(ctx.workerPid, async () => {
+export async function runDrill(
+  ctx: BenchContext,
+  backupId: string,
+  repository: string,
+  label: string,
+  options: { taskQueue?: string; workerPid?: number; backupDir?: string } = {},
+): Promise<DrillOutput> {
+  const workflowId = `bench-drill-${label}-${backupId}`;
+  const { sample, result } = await measureProcess(options.workerPid ?? ctx.workerPid, async () => {
     const handle = await ctx.client.workflow.start('RestoreDrill', {
-      taskQueue: ctx.taskQueue,
-      workflowId: `bench-drill-${label}-${backupId}`,
+      taskQueue: options.taskQueue ?? ctx.taskQueue,
+      workflowId,
       args: [{ backupId, repository }],
     });
     return (await handle.result()) as RestoreResult;
   });
   const localReport = result.reportKeys.find((key) => key.startsWith('local:') && key.endsWith('.json'));
   if (!localReport) throw new Error(`the drill of ${backupId} stored no local JSON report (keys: ${result.reportKeys.join(', ')})`);
-  const report = JSON.parse(await readFile(join(ctx.backupDir, localReport.slice('local:'.length)), 'utf8')) as RestoreReport;
+  const report = JSON.parse(await readFile(join(options.backupDir ?? ctx.backupDir, localReport.slice('local:'.length)), 'utf8')) as RestoreReport;
   const restorePhaseMs = report.phases.find((p) => p.phase === 'restoring-database')?.durationMs;
   if (restorePhaseMs === undefined) throw new Error(`the drill report of ${backupId} has no restoring-database phase`);
-  return { sample, result, report, restorePhaseMs };
+  return { sample, result, report, restorePhaseMs, workflowId };
 }
 
 /** Row counts and money totals that must survive a dump and restore unchanged. */
@@ -232,16 +355,17 @@ export async function verifyBaseline(ctx: BenchContext, output: BaselineOutput, 
 }
 
 /** Frees what a repetition stored (moto keeps objects in memory; the disks fill): between repetitions. */
-export async function clearStores(ctx: BenchContext, keep: { baselineDir?: string } = {}): Promise<void> {
+export async function clearStores(ctx: BenchContext, more: { backupDirs?: string[]; remoteDirs?: string[] } = {}): Promise<void> {
   const response = await fetch(`${ctx.services.s3.endpoint}/moto-api/reset`, { method: 'POST' });
   if (!response.ok) throw new Error(`moto reset answered ${response.status}`);
   await createTestBucket(ctx.services.s3, BENCH_BUCKET);
-  await rm(ctx.backupDir, { recursive: true, force: true });
-  await mkdir(ctx.backupDir, { recursive: true });
+  for (const dir of [ctx.backupDir, ...(more.backupDirs ?? [])]) {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+  }
   await rm(ctx.services.sftp.rootDir, { recursive: true, force: true });
-  await mkdir(ctx.remoteDir, { recursive: true });
+  for (const dir of [ctx.remoteDir, ...(more.remoteDirs ?? [])]) await mkdir(dir, { recursive: true });
   for (const entry of await readdir(ctx.workDir)) {
-    const path = join(ctx.workDir, entry);
-    if (entry.startsWith('baseline-') && path !== keep.baselineDir) await rm(path, { recursive: true, force: true });
+    if (entry.startsWith('baseline-')) await rm(join(ctx.workDir, entry), { recursive: true, force: true });
   }
 }

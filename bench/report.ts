@@ -1,5 +1,6 @@
 import { cpus, release, totalmem } from 'node:os';
 import type { Sample } from './measure.js';
+import { capacityGb, formatCapacity, formatRatio, linearRate, medianOf, verdict, type TargetRow } from './targets.js';
 
 /** Everything one benchmark run measured, as written to the JSON results and BENCHMARKS.md. */
 export interface BenchResults {
@@ -11,7 +12,10 @@ export interface BenchResults {
   /** Median of the repetitions, and every repetition. */
   pipelines: Record<PipelineName, { median: Sample; runs: Sample[] }>;
   sizes: { pgDumpDefaultBytes: number; baselineStoredBytes: number; oursDbBytes: number; oursStoredBytes: number };
-  restore: { plainJobs: number; drillRestorePhaseMs: number[]; drillRtoMs: number[] };
+  /** drillRtoMs: the RTO each drill's report measured (every phase but the approval wait and the bookkeeping after it). */
+  restore: { plainJobs: number; drillRestorePhaseMs: number[]; drillRtoMs: number[]; emptyDrillRtoMs: number[] };
+  /** The product's S3 put and a plain lib-storage upload of the db artifact, back to back, every measurement. */
+  s3Overhead: { oursMs: number[]; plainMs: number[] };
   emptyBackupWallMs: number[];
   /** The worker's RSS at rest, before the first backup (what the peak grows from). */
   workerRestingRssBytes: number;
@@ -19,9 +23,15 @@ export interface BenchResults {
   restorable: Record<string, string>;
   /** Where the product's time went (from the workflow history), for the last repetition. */
   profile: string[];
+  /** The last drill's phases as its report measured them, and its activities from the workflow history. */
+  drillPhases: Array<{ phase: string; durationMs: number }>;
+  drillProfile: string[];
 }
 
-export type PipelineName = 'baselineA' | 'floor' | 'nightlyBackup' | 'plainRestore' | 'restoreDrill';
+export type PipelineName = 'baselineA' | 'floor' | 'nightlyBackup' | 'nightlyBackupLocalSftp' | 'plainRestore' | 'baselineB' | 'restoreDrill';
+
+/** The backup window and the RTO (S9, normal data) the capacity statement is computed for. */
+const WINDOW_MS = 4 * 3_600_000;
 
 const MB = 1e6;
 
@@ -37,27 +47,67 @@ export function describeMachine(versions: Record<string, string>): Record<string
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const mb = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
-const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const half = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[half]! : (sorted[half - 1]! + sorted[half]!) / 2;
-};
 
-function verdict(value: number, limit: number, higherIsWorse = true): string {
-  const met = higherIsWorse ? value <= limit : value >= limit;
-  return met ? 'met' : `**missed** by ${(((value - limit) / limit) * 100).toFixed(0)}%`;
+/** Issue 16's targets, each with its measured value and verdict. */
+export function targetRows(r: BenchResults): TargetRow[] {
+  const p = r.pipelines;
+  const rto = medianOf(r.restore.drillRtoMs);
+  const plainRestore = p.plainRestore.median.wallMs;
+  const ours = p.nightlyBackup.median;
+  const localSftp = p.nightlyBackupLocalSftp.median;
+  const oursPut = medianOf(r.s3Overhead.oursMs);
+  const plainPut = medianOf(r.s3Overhead.plainMs);
+  const emptyWall = medianOf(r.emptyBackupWallMs);
+  const drill = p.restoreDrill.median;
+  const rss = (s: Sample) => `${mb(s.peakRssBytes)} (process tree ${s.treePeakRssBytes === undefined ? '-' : mb(s.treePeakRssBytes)})`;
+  const ratioRow = (measure: string, a: number, b: number, limit: number, detail: string): TargetRow => ({
+    measure,
+    measured: `${formatRatio(a, b)} (${detail})`,
+    limit: `<= ${limit}x`,
+    verdict: verdict(a / b, limit, 'x'),
+  });
+  return [
+    ratioRow(`drill RTO (its report) / plain pg_restore -j ${r.restore.plainJobs} of the decrypted local dump`, rto, plainRestore, 1.5, `${seconds(rto)} / ${seconds(plainRestore)}`),
+    ratioRow('drill RTO / baseline B', rto, p.baselineB.median.wallMs, 0.6, `${seconds(rto)} / ${seconds(p.baselineB.median.wallMs)}`),
+    ratioRow('NightlyBackup to local + SFTP (OpenPGP) / floor', localSftp.wallMs, p.floor.median.wallMs, 3, `${seconds(localSftp.wallMs)} / ${seconds(p.floor.median.wallMs)}`),
+    ratioRow('NightlyBackup to local + S3 + SFTP / baseline A', ours.wallMs, p.baselineA.median.wallMs, 0.5, `${seconds(ours.wallMs)} / ${seconds(p.baselineA.median.wallMs)}`),
+    ratioRow('our S3 upload of the db artifact / plain lib-storage upload of the same bytes', oursPut, plainPut, 1.1, `${seconds(oursPut)} / ${seconds(plainPut)}, median of ${r.s3Overhead.oursMs.length}`),
+    ratioRow('db artifact size / pg_dump -Fc default', r.sizes.oursDbBytes, r.sizes.pgDumpDefaultBytes, 1.1, `${mb(r.sizes.oursDbBytes)} / ${mb(r.sizes.pgDumpDefaultBytes)}`),
+    { measure: 'worker peak RSS, backup (VmHWM)', measured: `${rss(ours)}; at rest ${mb(r.workerRestingRssBytes)}`, limit: '<= 300 MB', verdict: verdict(ours.peakRssBytes / MB, 300, ' MB') },
+    { measure: 'worker peak RSS, drill (VmHWM)', measured: rss(drill), limit: '<= 300 MB', verdict: verdict(drill.peakRssBytes / MB, 300, ' MB') },
+    { measure: 'NightlyBackup of an empty database, end to end', measured: seconds(emptyWall), limit: '< 1 s', verdict: verdict(emptyWall / 1000, 1, ' s', true) },
+  ];
+}
+
+/**
+ * S9's capacity at this run's rates: time = fixed + per-GB x database size, the fixed part
+ * being the empty database's run (backup wall; drill RTO), the per-GB part the rest of this
+ * run's time over its database size (the PDF files growing in the same proportion).
+ */
+export function capacityLines(r: BenchResults): string[] {
+  const gb = r.dataset.databaseBytes / 1e9;
+  const backup = linearRate(r.pipelines.nightlyBackup.median.wallMs, medianOf(r.emptyBackupWallMs), r.dataset.databaseBytes);
+  const restore = linearRate(medianOf(r.restore.drillRtoMs), medianOf(r.restore.emptyDrillRtoMs), r.dataset.databaseBytes);
+  const rate = (rate: ReturnType<typeof linearRate>) => `${seconds(rate.fixedMs)} fixed + ${seconds(rate.msPerGb)} per GB`;
+  return [
+    `Capacity at this run's rates (linear in database size: this run's time minus the empty database's is the per-GB part, ` +
+      `measured at ${gb.toFixed(2)} GB with ${mb((r.dataset.assetBytes / gb) || 0)} of PDF files per GB; the empty database's time is the fixed part):`,
+    '',
+    `- NightlyBackup (local + S3 + SFTP), ${rate(backup)}: the largest database backed up within a 4 h window is ${formatCapacity(capacityGb(backup, WINDOW_MS))}.`,
+    `- RestoreDrill RTO from S3, ${rate(restore)}: the largest database restored within the 4 h RTO (S9) is ${formatCapacity(capacityGb(restore, WINDOW_MS))}.`,
+  ];
 }
 
 /** The Markdown section for one run: machine, command, table, ratios against the targets. */
 export function renderMarkdown(r: BenchResults): string {
   const p = r.pipelines;
   const inputBytes = r.dataset.databaseBytes + r.dataset.assetBytes;
+  const rss = (s: Sample) => (s.treePeakRssBytes === undefined ? mb(s.peakRssBytes) : `${mb(s.peakRssBytes)} (tree ${mb(s.treePeakRssBytes)})`);
   const row = (name: string, s: Sample, output: string, throughputBytes: number) =>
-    `| ${name} | ${seconds(s.wallMs)} | ${seconds(s.cpuMs)} | ${mb(s.peakRssBytes)} | ${(throughputBytes / MB / (s.wallMs / 1000)).toFixed(1)} MB/s | ${output} |`;
+    `| ${name} | ${seconds(s.wallMs)} | ${seconds(s.cpuMs)} | ${rss(s)} | ${(throughputBytes / MB / (s.wallMs / 1000)).toFixed(1)} MB/s | ${output} |`;
   const ours = p.nightlyBackup.median;
-  const restorePhase = median(r.restore.drillRestorePhaseMs);
-  const emptyWall = median(r.emptyBackupWallMs);
+  const restorePhase = medianOf(r.restore.drillRestorePhaseMs);
+  const rto = medianOf(r.restore.drillRtoMs);
   const lines = [
     `### ${(r.dataset.databaseBytes / 1e9).toFixed(2)} GB database + ${mb(r.dataset.assetBytes)} of PDF files (${r.startedAt})`,
     '',
@@ -73,22 +123,24 @@ export function renderMarkdown(r: BenchResults): string {
     row('Baseline A: pg_dump -Fc, pg_dumpall, tar, gpg, S3 upload, scp (one after another)', p.baselineA.median, `${mb(r.sizes.baselineStoredBytes)} per repository`, inputBytes),
     row('Floor: pg_dump -Fc -Z0 --no-sync -f /dev/null', p.floor.median, '-', r.dataset.databaseBytes),
     row('**NightlyBackup** (Temporal, OpenPGP, local + S3 + SFTP; worker process)', ours, `${mb(r.sizes.oursStoredBytes)} per repository (db ${mb(r.sizes.oursDbBytes)})`, inputBytes),
-    row(`Plain restore: createdb + pg_restore -j ${r.restore.plainJobs} of the same dump`, p.plainRestore.median, '-', r.sizes.oursDbBytes),
-    row('**RestoreDrill** from S3 (download, verify, decrypt, restore, checks, report; worker process)', p.restoreDrill.median, `restore phase ${seconds(restorePhase)}`, r.sizes.oursDbBytes),
+    row('**NightlyBackup** to local + SFTP only (OpenPGP, no S3; a third worker)', p.nightlyBackupLocalSftp.median, '-', inputBytes),
+    row(`Plain restore: createdb + pg_restore -j ${r.restore.plainJobs} of the same dump (decrypted beforehand, untimed)`, p.plainRestore.median, '-', r.sizes.oursDbBytes),
+    row(`Baseline B: S3 download of db + assets, gpg --decrypt of both, createdb, pg_restore -j ${r.restore.plainJobs}, tar -x (one after another)`, p.baselineB.median, '-', inputBytes),
+    row('**RestoreDrill** from S3 (download, verify, decrypt, restore, checks, report; worker process)', p.restoreDrill.median, `RTO ${seconds(rto)}, restore phase ${seconds(restorePhase)}`, inputBytes),
     '',
     'CPU and peak RSS: GNU time for the plain pipelines (peak = the largest single process); for the product, the worker',
-    "process (`node dist/src/cli.js worker`) from /proc: its CPU plus that of the pg_dump/pg_dumpall it ran, and its own VmHWM",
-    '(reset before each repetition). The PostgreSQL server\'s CPU (the same work in every pipeline) is in neither.',
+    "process (`node dist/src/cli.js worker`) from /proc: its CPU plus that of the children it reaped (pg_dump, pg_restore...),",
+    'its own VmHWM (reset before each repetition) and, as "tree", the largest sum of the RSS of the worker and all its',
+    'descendants, sampled every 100 ms. The PostgreSQL server\'s CPU (the same work in every pipeline) is in neither.',
     '',
     '| Target | Measured | Limit | Verdict |',
     '|---|---|---|---|',
-    `| NightlyBackup wall / baseline A | ${ratio(ours.wallMs, p.baselineA.median.wallMs)} | <= 0.8x | ${verdict(ours.wallMs / p.baselineA.median.wallMs, 0.8)} |`,
-    `| NightlyBackup wall / floor | ${ratio(ours.wallMs, p.floor.median.wallMs)} | <= 1.5x | ${verdict(ours.wallMs / p.floor.median.wallMs, 1.5)} |`,
-    `| db artifact size / pg_dump -Fc default | ${ratio(r.sizes.oursDbBytes, r.sizes.pgDumpDefaultBytes)} (${mb(r.sizes.oursDbBytes)} / ${mb(r.sizes.pgDumpDefaultBytes)}) | <= 1.1x | ${verdict(r.sizes.oursDbBytes / r.sizes.pgDumpDefaultBytes, 1.1)} |`,
-    `| worker peak RSS (backup) | ${mb(ours.peakRssBytes)} (at rest: ${mb(r.workerRestingRssBytes)}) | <= 300 MB | ${verdict(ours.peakRssBytes / MB, 300)} |`,
-    `| worker peak RSS (drill) | ${mb(p.restoreDrill.median.peakRssBytes)} | (flat) | - |`,
-    `| RestoreDrill restore phase / plain pg_restore | ${ratio(restorePhase, p.plainRestore.median.wallMs)} | <= 1.2x | ${verdict(restorePhase / p.plainRestore.median.wallMs, 1.2)} |`,
-    `| NightlyBackup of an empty database, end to end | ${seconds(emptyWall)} | < 3 s | ${verdict(emptyWall / 1000, 3)} |`,
+    ...targetRows(r).map((t) => `| ${t.measure} | ${t.measured} | ${t.limit} | ${t.verdict} |`),
+    '',
+    `S3 overhead, every measurement (alternating order, db artifact of ${mb(r.sizes.oursDbBytes)}): ours ${r.s3Overhead.oursMs.map(seconds).join(', ')}; ` +
+      `plain lib-storage ${r.s3Overhead.plainMs.map(seconds).join(', ')}.`,
+    '',
+    ...capacityLines(r),
     '',
     'Every pipeline\'s result was checked to be restorable:',
     '',
@@ -97,6 +149,12 @@ export function renderMarkdown(r: BenchResults): string {
     'Where the NightlyBackup\'s time went (activities of the last repetition, from the workflow history):',
     '',
     ...r.profile.map((line) => `- ${line}`),
+    '',
+    'Where the RestoreDrill\'s time went (last repetition): the phases of its report (the RTO is their sum without ' +
+      'awaiting-approval, reporting and cleaning-up), then its activities from the workflow history:',
+    '',
+    ...r.drillPhases.map((phase) => `- phase ${phase.phase}: ${seconds(phase.durationMs)}`),
+    ...r.drillProfile.map((line) => `- ${line}`),
     '',
   ];
   return lines.join('\n');

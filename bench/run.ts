@@ -17,25 +17,31 @@ import {
   dropDatabase,
   gpgDecrypt,
   runBaselineA,
+  runBaselineB,
   runDrill,
   runFloor,
   runNightlyBackup,
   runPlainRestore,
+  runS3Overhead,
   verifyBaseline,
+  verifyBaselineB,
   type BaselineOutput,
   type BackupOutput,
   type BenchContext,
+  type DrillOutput,
 } from './pipelines.js';
 import { activityProfile } from './profile.js';
 import { describeMachine, renderMarkdown, type BenchResults, type PipelineName } from './report.js';
-import { BENCH_BUCKET, startBenchServices, type BenchServices } from './services.js';
+import { BENCH_BUCKET, BENCH_S3_PREFIX, startBenchServices, type BenchServices } from './services.js';
 import { startWorker } from './worker-process.js';
 
 /**
  * `npm run bench [-- --scale 5] [-- --quick]`: generates the ERP-like dataset, then runs, side by
  * side on the same data and repeated, baseline A (the draft's plain commands), the floor
- * (pg_dump -Z0 to /dev/null), NightlyBackup through Temporal, a plain pg_restore and a
- * RestoreDrill; writes the medians to BENCHMARKS.md (or --output) and all numbers as JSON.
+ * (pg_dump -Z0 to /dev/null), NightlyBackup through Temporal (to local + S3 + SFTP, and to
+ * local + SFTP only), the S3-overhead comparison, a plain pg_restore, baseline B (the seed's
+ * restore commands on the stored artifacts) and a RestoreDrill; writes the medians to
+ * BENCHMARKS.md (or --output) and all numbers as JSON.
  */
 interface Options {
   quick: boolean;
@@ -103,6 +109,11 @@ async function versions(services: BenchServices): Promise<Record<string, string>
   };
 }
 
+/** The worker's environment without the S3 repository (src/config.ts: S3 is enabled by S3_BUCKET and its companions). */
+function withoutS3(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('S3_') && !name.startsWith('SSE_')));
+}
+
 function productEnv(
   services: BenchServices,
   ctx: { database: string; backupDir: string; remoteDir: string; taskQueue: string; assetDir?: string; s3PartMb?: number; workerNodeOptions?: string },
@@ -122,7 +133,7 @@ function productEnv(
     TEMPORAL_TASK_QUEUE: ctx.taskQueue,
     ...(ctx.assetDir ? { PDF_PROVIDER: 'local', ASSET_DIR: ctx.assetDir } : { PDF_PROVIDER: 'none' }),
     S3_BUCKET: BENCH_BUCKET,
-    S3_PREFIX: 'erp4',
+    S3_PREFIX: BENCH_S3_PREFIX,
     S3_REGION: s3.region,
     S3_ENDPOINT_URL: s3.endpoint,
     ...(ctx.s3PartMb ? { S3_PART_SIZE_MB: String(ctx.s3PartMb) } : {}),
@@ -189,7 +200,8 @@ async function main(options: Options, command: string): Promise<void> {
     const backupDir = join(workDir, 'backups');
     const remoteDir = join(services.sftp.rootDir, 'bench');
     await mkdir(remoteDir, { recursive: true });
-    const worker = await startWorker(productEnv(services, { database: DATABASE, backupDir, remoteDir, taskQueue: 'bench', assetDir, s3PartMb: options.s3PartMb, workerNodeOptions: options.workerNodeOptions }), join(workDir, 'logs', 'worker.log'));
+    const workerEnv = productEnv(services, { database: DATABASE, backupDir, remoteDir, taskQueue: 'bench', assetDir, s3PartMb: options.s3PartMb, workerNodeOptions: options.workerNodeOptions });
+    const worker = await startWorker(workerEnv, join(workDir, 'logs', 'worker.log'));
     workers.push(worker);
     const emptyBackupDir = join(workDir, 'backups-empty');
     const emptyWorker = await startWorker(
@@ -197,6 +209,16 @@ async function main(options: Options, command: string): Promise<void> {
       join(workDir, 'logs', 'worker-empty.log'),
     );
     workers.push(emptyWorker);
+    // A third worker, the same as the first but without S3: NightlyBackup to local + SFTP only.
+    const noS3BackupDir = join(workDir, 'backups-no-s3');
+    const noS3RemoteDir = join(services.sftp.rootDir, 'bench-no-s3');
+    await mkdir(noS3RemoteDir, { recursive: true });
+    const noS3 = { taskQueue: 'bench-no-s3', backupDir: noS3BackupDir };
+    const noS3Worker = await startWorker(
+      withoutS3(productEnv(services, { database: DATABASE, backupDir: noS3BackupDir, remoteDir: noS3RemoteDir, taskQueue: noS3.taskQueue, assetDir, workerNodeOptions: options.workerNodeOptions })),
+      join(workDir, 'logs', 'worker-no-s3.log'),
+    );
+    workers.push(noS3Worker);
     connection = await Connection.connect({ address: services.temporal.address });
     const client = new Client({ connection, namespace: services.temporal.namespace });
     const ctx: BenchContext = {
@@ -206,26 +228,41 @@ async function main(options: Options, command: string): Promise<void> {
     const source = await dataSummary(ctx, DATABASE);
     const workerRestingRssBytes = await residentBytes(worker.pid);
 
-    const runs: Record<PipelineName, Sample[]> = { baselineA: [], floor: [], nightlyBackup: [], plainRestore: [], restoreDrill: [] };
+    const runs: Record<PipelineName, Sample[]> = {
+      baselineA: [], floor: [], nightlyBackup: [], nightlyBackupLocalSftp: [], plainRestore: [], baselineB: [], restoreDrill: [],
+    };
     const drillRestorePhaseMs: number[] = [];
     const drillRtoMs: number[] = [];
     const emptyBackupWallMs: number[] = [];
+    const emptyDrillRtoMs: number[] = [];
+    const s3Overhead: BenchResults['s3Overhead'] = { oursMs: [], plainMs: [] };
     const restorable: Record<string, string> = {};
     let baseline: BaselineOutput | undefined;
     let backup: BackupOutput | undefined;
+    let noS3Backup: BackupOutput | undefined;
+    let drill: DrillOutput | undefined;
+    const seconds = (sample: Sample) => `${(sample.wallMs / 1000).toFixed(2)} s`;
     for (let repetition = 1; repetition <= options.repeat; repetition++) {
-      if (repetition > 1) await clearStores(ctx);
+      if (repetition > 1) await clearStores(ctx, { backupDirs: [noS3BackupDir, emptyBackupDir], remoteDirs: [noS3RemoteDir] });
       say(`repetition ${repetition}/${options.repeat}: baseline A`);
       baseline = await runBaselineA(ctx, repetition);
       runs.baselineA.push(baseline.sample);
-      say(`  ${(baseline.sample.wallMs / 1000).toFixed(2)} s; floor`);
+      say(`  ${seconds(baseline.sample)}; floor`);
       runs.floor.push(await runFloor(ctx));
-      say(`  ${(runs.floor.at(-1)!.wallMs / 1000).toFixed(2)} s; NightlyBackup`);
+      say(`  ${seconds(runs.floor.at(-1)!)}; NightlyBackup (local + S3 + SFTP)`);
       backup = await runNightlyBackup(ctx, `r${repetition}`);
       runs.nightlyBackup.push(backup.sample);
-      say(`  ${(backup.sample.wallMs / 1000).toFixed(2)} s; plain pg_restore of the same dump`);
+      say(`  ${seconds(backup.sample)}; NightlyBackup (local + SFTP)`);
+      noS3Backup = await runNightlyBackup(ctx, `no-s3-r${repetition}`, { ...noS3, workerPid: noS3Worker.pid });
+      runs.nightlyBackupLocalSftp.push(noS3Backup.sample);
+      say(`  ${seconds(noS3Backup.sample)}; S3 overhead (our put vs plain lib-storage, db artifact)`);
 
       const dbArtifact = backup.manifest.artifacts.db!;
+      const overhead = await runS3Overhead(ctx, workerEnv, { path: join(backupDir, dbArtifact.key), size: dbArtifact.size, sha256: dbArtifact.sha256 }, 2);
+      s3Overhead.oursMs.push(...overhead.oursMs);
+      s3Overhead.plainMs.push(...overhead.plainMs);
+      say(`  ours ${overhead.oursMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s, plain ${overhead.plainMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s; plain pg_restore of the same dump`);
+
       const plainDump = join(workDir, 'plain-restore.dump');
       await gpgDecrypt(ctx, join(backupDir, dbArtifact.key), plainDump);
       const plainDatabase = 'bench_plain_restore';
@@ -235,24 +272,37 @@ async function main(options: Options, command: string): Promise<void> {
       restorable['plain pg_restore'] = 'restored data equal to the source (row counts and money totals)';
       await dropDatabase(ctx, plainDatabase);
       await rm(plainDump, { force: true });
-      say(`  ${(runs.plainRestore.at(-1)!.wallMs / 1000).toFixed(2)} s; RestoreDrill from S3`);
+      say(`  ${seconds(runs.plainRestore.at(-1)!)}; baseline B (S3 download, gpg --decrypt, createdb, pg_restore, tar -x)`);
 
-      const drill = await runDrill(ctx, backup.result.backupId, 's3', `r${repetition}`);
+      const baselineB = await runBaselineB(ctx, backup.manifest, repetition);
+      runs.baselineB.push(baselineB.sample);
+      restorable['baseline B'] = await verifyBaselineB(ctx, baselineB, source, assets);
+      say(`  ${seconds(baselineB.sample)}; RestoreDrill from S3`);
+
+      drill = await runDrill(ctx, backup.result.backupId, 's3', `r${repetition}`);
       if (drill.result.outcome !== 'passed') throw new Error(`the drill of ${backup.result.backupId} ended ${drill.result.outcome}`);
       runs.restoreDrill.push(drill.sample);
       drillRestorePhaseMs.push(drill.restorePhaseMs);
       drillRtoMs.push(drill.result.rtoMs);
       restorable['NightlyBackup'] = `RestoreDrill from S3 passed (${drill.result.checks.length} checks incl. the manifest fingerprint, PDF files restored)`;
       restorable['RestoreDrill'] = 'outcome passed';
-      say(`  ${(drill.sample.wallMs / 1000).toFixed(2)} s (restore phase ${(drill.restorePhaseMs / 1000).toFixed(2)} s); empty-database NightlyBackup`);
+      say(`  ${seconds(drill.sample)} (RTO ${(drill.result.rtoMs / 1000).toFixed(2)} s, restore phase ${(drill.restorePhaseMs / 1000).toFixed(2)} s); empty-database NightlyBackup and drill`);
 
-      const empty = await runNightlyBackup(ctx, `empty-r${repetition}`, { taskQueue: 'bench-empty', workerPid: emptyWorker.pid, backupDir: emptyBackupDir });
+      const emptyOptions = { taskQueue: 'bench-empty', workerPid: emptyWorker.pid, backupDir: emptyBackupDir };
+      const empty = await runNightlyBackup(ctx, `empty-r${repetition}`, emptyOptions);
       emptyBackupWallMs.push(empty.sample.wallMs);
-      say(`  ${(empty.sample.wallMs / 1000).toFixed(2)} s`);
+      const emptyDrill = await runDrill(ctx, empty.result.backupId, 's3', `empty-r${repetition}`, emptyOptions);
+      if (emptyDrill.result.outcome !== 'passed') throw new Error(`the drill of the empty database's ${empty.result.backupId} ended ${emptyDrill.result.outcome}`);
+      emptyDrillRtoMs.push(emptyDrill.result.rtoMs);
+      say(`  backup ${seconds(empty.sample)}, drill RTO ${(emptyDrill.result.rtoMs / 1000).toFixed(2)} s`);
     }
     restorable['baseline A'] = await verifyBaseline(ctx, baseline!, source);
     restorable['floor'] = 'pg_dump exited 0 (it writes to /dev/null: nothing to restore)';
-    restorable['empty-database NightlyBackup'] = 'completed with its manifest in every repository';
+    restorable['empty-database NightlyBackup'] = 'completed with its manifest in every repository; a RestoreDrill of it from S3 passed';
+    say('RestoreDrill of the last local + SFTP backup, from SFTP');
+    const noS3Drill = await runDrill(ctx, noS3Backup!.result.backupId, 'sftp', 'no-s3', { ...noS3, workerPid: noS3Worker.pid });
+    if (noS3Drill.result.outcome !== 'passed') throw new Error(`the drill of the local + SFTP backup ${noS3Backup!.result.backupId} ended ${noS3Drill.result.outcome}`);
+    restorable['NightlyBackup (local + SFTP)'] = `RestoreDrill from SFTP passed (${noS3Drill.result.checks.length} checks incl. the manifest fingerprint, PDF files restored)`;
 
     const results: BenchResults = {
       command,
@@ -267,11 +317,14 @@ async function main(options: Options, command: string): Promise<void> {
         oursDbBytes: backup!.manifest.artifacts.db!.size,
         oursStoredBytes: backup!.result.totalBytes,
       },
-      restore: { plainJobs: ctx.restoreJobs, drillRestorePhaseMs, drillRtoMs },
+      restore: { plainJobs: ctx.restoreJobs, drillRestorePhaseMs, drillRtoMs, emptyDrillRtoMs },
+      s3Overhead,
       emptyBackupWallMs,
       workerRestingRssBytes,
       restorable,
       profile: await activityProfile(client, `bench-r${options.repeat}-${backup!.result.backupId}`),
+      drillPhases: drill!.report.phases.map((p) => ({ phase: p.phase, durationMs: p.durationMs })),
+      drillProfile: await activityProfile(client, drill!.workflowId),
     };
     const markdown = renderMarkdown(results);
     process.stdout.write(`\n${markdown}\n`);

@@ -9,6 +9,8 @@ import { createTestBucket, startS3Server, type S3Server } from '../test/helpers/
 import { startSshd, type SshServer } from '../test/helpers/sshd.js';
 
 export const BENCH_BUCKET = 'erp4-bench';
+/** The workers' S3_PREFIX: where baseline B finds the objects a NightlyBackup stored. */
+export const BENCH_S3_PREFIX = 'erp4';
 
 /**
  * The services a benchmark run needs, the same real ones the test suite uses: a throwaway

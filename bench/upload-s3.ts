@@ -1,8 +1,6 @@
 #!/usr/bin/env node
-import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { plainS3Client, plainUpload, requiredEnv } from './plain-s3.js';
 
 /**
  * Baseline A's uploader: what an operator's `aws s3 cp --sse aws:kms` does, written with the
@@ -12,34 +10,14 @@ import { Upload } from '@aws-sdk/lib-storage';
  *
  * Credentials and region come from the SDK's default chain (AWS_ACCESS_KEY_ID, AWS_REGION, ...).
  */
-function required(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
 async function main(files: string[]): Promise<void> {
   if (files.length === 0) throw new Error('usage: upload-s3.js FILE...');
-  const client = new S3Client({
-    endpoint: required('BENCH_S3_ENDPOINT'),
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-  const bucket = required('BENCH_S3_BUCKET');
-  const prefix = required('BENCH_S3_PREFIX');
+  const client = plainS3Client(requiredEnv('BENCH_S3_ENDPOINT'));
+  const bucket = requiredEnv('BENCH_S3_BUCKET');
+  const prefix = requiredEnv('BENCH_S3_PREFIX');
   try {
     for (const file of files) {
-      await new Upload({
-        client,
-        params: {
-          Bucket: bucket,
-          Key: `${prefix}/${basename(file)}`,
-          Body: createReadStream(file),
-          ServerSideEncryption: 'aws:kms',
-          SSEKMSKeyId: process.env.BENCH_SSE_KMS_KEY_ID ?? 'alias/erp4-backup',
-        },
-      }).done();
+      await plainUpload(client, bucket, `${prefix}/${basename(file)}`, file, process.env.BENCH_SSE_KMS_KEY_ID ?? 'alias/erp4-backup');
     }
   } finally {
     client.destroy();

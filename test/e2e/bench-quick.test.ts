@@ -30,22 +30,38 @@ describe('npm run bench -- --quick', () => {
       expect(code, output).toBe(0);
       const results = JSON.parse(await readFile(json, 'utf8')) as BenchResults;
 
-      for (const pipeline of ['baselineA', 'floor', 'nightlyBackup', 'plainRestore', 'restoreDrill'] as const) {
+      for (const pipeline of ['baselineA', 'floor', 'nightlyBackup', 'nightlyBackupLocalSftp', 'plainRestore', 'baselineB', 'restoreDrill'] as const) {
         expect(results.pipelines[pipeline].runs, pipeline).toHaveLength(1);
       }
       expect(Object.keys(results.restorable).sort()).toEqual(
-        ['NightlyBackup', 'RestoreDrill', 'baseline A', 'empty-database NightlyBackup', 'floor', 'plain pg_restore'].sort(),
+        [
+          'NightlyBackup', 'NightlyBackup (local + SFTP)', 'RestoreDrill', 'baseline A', 'baseline B',
+          'empty-database NightlyBackup', 'floor', 'plain pg_restore',
+        ].sort(),
       );
       expect(results.restorable['NightlyBackup']).toMatch(/^RestoreDrill from S3 passed/);
+      expect(results.restorable['NightlyBackup (local + SFTP)']).toMatch(/^RestoreDrill from SFTP passed/);
       expect(results.restorable['baseline A']).toMatch(/data equal to the source/);
+      expect(results.restorable['baseline B']).toMatch(new RegExp(`data equal to the source, ${results.dataset.assetFiles} PDF files of ${results.dataset.assetBytes} bytes`));
       expect(results.restorable['plain pg_restore']).toMatch(/equal to the source/);
+      // The S3-overhead pair ran (both uploads of the db artifact), and the process tree's peak holds the worker's.
+      expect(results.s3Overhead.oursMs).toHaveLength(2);
+      expect(results.s3Overhead.plainMs).toHaveLength(2);
+      for (const pipeline of ['nightlyBackup', 'restoreDrill'] as const) {
+        const sample = results.pipelines[pipeline].median;
+        expect(sample.treePeakRssBytes, pipeline).toBeGreaterThanOrEqual(sample.peakRssBytes);
+      }
+      expect(results.restore.emptyDrillRtoMs).toHaveLength(1);
+      expect(results.drillPhases.map((p) => p.phase)).toContain('restoring-database');
       expect(results.dataset.rows['invoices']).toBeGreaterThan(0);
       expect(results.dataset.assetFiles).toBeGreaterThan(0);
       expect(results.sizes.oursDbBytes).toBeGreaterThan(0);
       expect(results.restore.drillRestorePhaseMs).toHaveLength(1);
       expect(output).toContain('| **NightlyBackup**');
+      expect(output).toContain('| drill RTO / baseline B |');
+      expect(output).toContain('the largest database restored within the 4 h RTO (S9)');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, 240_000);
 });
