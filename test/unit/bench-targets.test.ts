@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { capacityLines, targetRows, type BenchResults } from '../../bench/report.js';
 import { capacityGb, formatCapacity, formatRatio, linearRate, medianOf, verdict } from '../../bench/targets.js';
 
 describe('bench targets: verdicts', () => {
@@ -50,5 +51,57 @@ describe('bench capacity: linear in database size', () => {
     expect(capacityGb({ fixedMs: 1_000, msPerGb: -5 }, 1e7)).toBe(Number.POSITIVE_INFINITY);
     expect(formatCapacity(Number.POSITIVE_INFINITY)).toMatch(/^not bounded by this run/);
     expect(capacityGb({ fixedMs: 2e7, msPerGb: 10 }, 1e7)).toBe(0);
+  });
+});
+
+describe('bench report: the targets table is issue 16', () => {
+  const sample = (wallMs: number, peakRssBytes = 0, treePeakRssBytes?: number) => ({ wallMs, cpuMs: 0, peakRssBytes, treePeakRssBytes });
+  const results: BenchResults = {
+    command: 'npm run bench',
+    startedAt: '2026-11-29T22:00:00.000Z',
+    machine: {},
+    repetitions: 1,
+    dataset: { databaseBytes: 1e9, rows: {}, assetFiles: 10, assetBytes: 5e8 },
+    pipelines: {
+      baselineA: { median: sample(54_800), runs: [] },
+      floor: { median: sample(4_100), runs: [] },
+      nightlyBackup: { median: sample(27_400, 250e6, 400e6), runs: [] },
+      nightlyBackupLocalSftp: { median: sample(12_300), runs: [] },
+      plainRestore: { median: sample(10_400), runs: [] },
+      baselineB: { median: sample(40_000), runs: [] },
+      restoreDrill: { median: sample(30_000, 370e6, 420e6), runs: [] },
+    },
+    sizes: { pgDumpDefaultBytes: 300e6, baselineStoredBytes: 0, oursDbBytes: 310e6, oursStoredBytes: 0 },
+    restore: { plainJobs: 2, drillRestorePhaseMs: [10_000], drillRtoMs: [15_000], emptyDrillRtoMs: [1_000] },
+    s3Overhead: { oursMs: [1_100, 1_000, 1_200], plainMs: [1_000, 1_000, 1_000] },
+    emptyBackupWallMs: [900],
+    workerRestingRssBytes: 200e6,
+    restorable: {},
+    profile: [],
+    drillPhases: [],
+    drillProfile: [],
+  };
+
+  it('has one row per target of the issue, each computed from its own measurements', () => {
+    const rows = targetRows(results).map((row) => [row.measure, row.measured, row.limit, row.verdict]);
+    expect(rows).toEqual([
+      ['drill RTO (its report) / plain pg_restore -j 2 of the decrypted local dump', '1.44x (15.00 s / 10.40 s)', '<= 1.5x', 'met'],
+      ['drill RTO / baseline B', '0.38x (15.00 s / 40.00 s)', '<= 0.6x', 'met'],
+      ['NightlyBackup to local + SFTP (OpenPGP) / floor', '3.00x (12.30 s / 4.10 s)', '<= 3x', 'met'],
+      ['NightlyBackup to local + S3 + SFTP / baseline A', '0.50x (27.40 s / 54.80 s)', '<= 0.5x', 'met'],
+      ['our S3 upload of the db artifact / plain lib-storage upload of the same bytes', '1.10x (1.10 s / 1.00 s, median of 3)', '<= 1.1x', 'met'],
+      ['db artifact size / pg_dump -Fc default', '1.03x (310.0 MB / 300.0 MB)', '<= 1.1x', 'met'],
+      ['worker peak RSS, backup (VmHWM)', '250.0 MB (process tree 400.0 MB); at rest 200.0 MB', '<= 300 MB', 'met'],
+      ['worker peak RSS, drill (VmHWM)', '370.0 MB (process tree 420.0 MB)', '<= 300 MB', '**missed** by 70 MB (23%)'],
+      ['NightlyBackup of an empty database, end to end', '0.90 s', '< 1 s', 'met'],
+    ]);
+  });
+
+  it('states the capacity from the run and the empty database, both for the backup window and the RTO', () => {
+    const text = capacityLines(results).join('\n');
+    // Backup: 0.9 s fixed + 26.5 s per GB -> (14,400 - 0.9) / 26.5 = 543 GB.
+    expect(text).toContain('0.90 s fixed + 26.50 s per GB: the largest database backed up within a 4 h window is 543 GB.');
+    // Restore: 1 s fixed + 14 s per GB -> (14,400 - 1) / 14 = 1,028 GB.
+    expect(text).toContain('1.00 s fixed + 14.00 s per GB: the largest database restored within the 4 h RTO (S9) is 1,028 GB.');
   });
 });
