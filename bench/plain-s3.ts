@@ -19,11 +19,12 @@ export function plainS3Client(endpoint: string): S3Client {
   });
 }
 
-/** lib-storage's multipart helper at its defaults (5 MiB parts, 4 in flight), SSE-KMS like the product's puts. */
-export async function plainUpload(client: S3Client, bucket: string, key: string, file: string, kmsKeyId: string): Promise<void> {
+/** lib-storage's multipart helper at its defaults (5 MiB parts, 4 in flight), SSE-KMS like the product's puts; `file` a path or the bytes. */
+export async function plainUpload(client: S3Client, bucket: string, key: string, file: string | Uint8Array, kmsKeyId: string): Promise<void> {
+  const body = typeof file === 'string' ? createReadStream(file) : file;
   await new Upload({
     client,
-    params: { Bucket: bucket, Key: key, Body: createReadStream(file), ServerSideEncryption: 'aws:kms', SSEKMSKeyId: kmsKeyId },
+    params: { Bucket: bucket, Key: key, Body: body, ServerSideEncryption: 'aws:kms', SSEKMSKeyId: kmsKeyId },
   }).done();
 }
 

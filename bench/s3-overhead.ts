@@ -8,8 +8,10 @@ import { plainS3Client, plainUpload, requiredEnv } from './plain-s3.js';
  * The S3-overhead measurement: the product's S3 repository (putFile, opened from the worker's own
  * environment with the writer role, as the worker opens it) against a plain lib-storage Upload at
  * the SDK's defaults, of the same file to the same server, back to back, `pairs` times with the
- * order alternating (so neither always runs on a warmer server). Each object is deleted after
- * its upload (moto keeps them in memory). Only the put itself is timed, in this one process.
+ * order alternating (so neither always runs on a warmer server), after one untimed small put by
+ * each (connections opened, code loaded: the first put of a process is not what a backup's
+ * uploads cost). Each object is deleted after its upload (moto keeps them in memory). Only the
+ * put itself is timed, in this one process.
  *
  *   <the worker's environment> BENCH_S3_ENDPOINT=... AWS_ACCESS_KEY_ID=... node dist/bench/s3-overhead.js FILE SIZE SHA256 PAIRS
  *
@@ -33,6 +35,12 @@ async function main([file, size, sha256, pairs]: string[]): Promise<void> {
     return performance.now() - started;
   };
   try {
+    const warmUp = Buffer.alloc(64 * 1024, 1);
+    await ours.putBytes('bench-overhead/warm-up-ours', warmUp);
+    await plainUpload(plain, bucket, objectKey('bench-overhead/warm-up-plain'), warmUp, kmsKeyId);
+    for (const key of ['bench-overhead/warm-up-ours', 'bench-overhead/warm-up-plain']) {
+      await plain.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey(key) }));
+    }
     for (let pair = 0; pair < Number(pairs); pair++) {
       const runOurs = async () => {
         const key = `bench-overhead/ours-${pair}`;
