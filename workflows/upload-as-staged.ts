@@ -1,8 +1,7 @@
-import { CancellationScope } from '@temporalio/workflow';
 import type { Activities, StagedArtifact } from '../activities/index.js';
 import type { BackupKind } from '../src/layout.js';
 import type { BackupProgress } from './messages.js';
-import { allSettledOrThrow, isHostLost } from './on-one-host.js';
+import { allSettledOrThrow } from './on-one-host.js';
 
 /** The patch id (docs/DEPLOYS.md) of the change from "upload once all are staged" to this. */
 export const UPLOAD_AS_STAGED = 'nightly-backup-upload-as-staged';
@@ -33,8 +32,9 @@ export interface UploadAsStagedInput {
  * the dump returns when it ends: globals and the PDF archive go up once they are staged AND the dump
  * has ended.
  *
- * The first failure cancels the rest (nothing of this attempt keeps running) and is rethrown,
- * a lost host preferred: that is what decides a restart on another host (workflows/on-one-host.ts).
+ * After a failure no further upload starts; once every step in flight has ended, the failure is
+ * rethrown, a lost host preferred: that decides a restart on another host (workflows/on-one-host.ts),
+ * which must not meet a step of this attempt still running.
  */
 export async function dumpAndUploadAsStaged(
   longWork: LongWork,
@@ -60,31 +60,29 @@ export async function dumpAndUploadAsStaged(
     return value;
   };
 
-  const scope = new CancellationScope();
-  let pipelines: Promise<unknown>[] = [];
-  try {
-    return await scope.run(async () => {
-      let dumping = artifactCount;
-      const dumped = <T>(value: T): T => {
-        if (--dumping === 0 && progress.phase === 'dumping') progress.phase = 'transferring';
-        return value;
-      };
-      const dbDump = longWork.dumpDatabase({ backupId, kind }).then((db) => dumped(staged(db.artifact, db)));
-      const dbUploaded = dbDump.then((db) => upload(db.artifact, db));
-      const globals = longWork.dumpGlobals({ backupId }).then((artifact) => dumped(staged(artifact, artifact)));
-      const globalsUploaded = globals.then(async (artifact) => upload(artifact, await dbDump));
-      const assets = input.withAssets
-        ? longWork.archiveAssets({ backupId }).then((archive) => dumped(staged(archive.artifact, archive)))
-        : Promise.resolve(undefined);
-      const assetsUploaded = assets.then(async (archive) => (archive ? upload(archive.artifact, await dbDump) : undefined));
-      pipelines = [dbUploaded, globalsUploaded, assetsUploaded];
-      await Promise.all(pipelines);
-      const [db, globalsArtifact, archive] = await Promise.all([dbDump, globals, assets]);
-      return { db, staged: [db.artifact, globalsArtifact, ...(archive ? [archive.artifact] : [])], assets: archive };
-    });
-  } catch (first) {
-    scope.cancel();
-    const failures = (await Promise.allSettled(pipelines)).flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
-    throw failures.find(isHostLost) ?? first;
-  }
+  // After a failure no upload starts; the steps in flight finish (a dump still writing its staging
+  // file must not meet the failure's cleanup) before the failure is rethrown.
+  let failed = false;
+  const uploadUnlessFailed = async (artifact: StagedArtifact, db: DatabaseDump): Promise<void> => {
+    if (!failed) await upload(artifact, db);
+  };
+  let dumping = artifactCount;
+  const dumped = <T>(value: T): T => {
+    if (--dumping === 0 && progress.phase === 'dumping') progress.phase = 'transferring';
+    return value;
+  };
+  const dbDump = longWork.dumpDatabase({ backupId, kind }).then((db) => dumped(staged(db.artifact, db)));
+  const globals = longWork.dumpGlobals({ backupId }).then((artifact) => dumped(staged(artifact, artifact)));
+  const assets = input.withAssets
+    ? longWork.archiveAssets({ backupId }).then((archive) => dumped(staged(archive.artifact, archive)))
+    : Promise.resolve(undefined);
+  const pipelines = [
+    dbDump.then((db) => uploadUnlessFailed(db.artifact, db)),
+    globals.then(async (artifact) => uploadUnlessFailed(artifact, await dbDump)),
+    assets.then(async (archive) => (archive ? uploadUnlessFailed(archive.artifact, await dbDump) : undefined)),
+  ];
+  for (const pipeline of pipelines) pipeline.catch(() => (failed = true));
+  await allSettledOrThrow(pipelines);
+  const [db, globalsArtifact, archive] = await Promise.all([dbDump, globals, assets]);
+  return { db, staged: [db.artifact, globalsArtifact, ...(archive ? [archive.artifact] : [])], assets: archive };
 }
