@@ -11,6 +11,10 @@ import { Sha256Meter } from '../src/storage/hash.js';
  * (optional OpenPGP encryption) -> sha256 and byte count -> temporary file -> rename.
  * Memory stays flat whatever the size; a crash leaves only a `.partial` file, never a file
  * under the final name with missing bytes.
+ *
+ * A staged file is never written again once it has its final name (a retry writes a new
+ * `.partial` and renames it over the old name, leaving the old inode alone): the local
+ * repository relies on this to hard-link staged files (src/storage/local.ts, PutOptions.staged).
  */
 export interface StagedFile {
   path: string;

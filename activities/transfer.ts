@@ -28,6 +28,8 @@ export async function uploadArtifacts(
     await repository.putFile(artifact.key, artifact.path, {
       expected: { size: artifact.size, sha256: artifact.sha256 },
       metadata,
+      // Written once by stageStream and never again: the local repository links it (no copy).
+      staged: true,
       onProgress: (bytes) => heartbeat(done + bytes),
       signal,
     });

@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, log, patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities, HostClaim, StagedArtifact } from '../activities/index.js';
 import { backupIdFor } from '../src/layout.js';
 import type { Manifest, ManifestArtifact } from '../src/manifest.js';
@@ -15,6 +15,7 @@ import {
 } from './messages.js';
 import { heartbeatTimeoutSeconds } from './heartbeat-timeout.js';
 import { allSettledOrThrow, hostTimeoutSeconds, isHostLost, onOneHost } from './on-one-host.js';
+import { dumpAndUploadAsStaged, UPLOAD_AS_STAGED } from './upload-as-staged.js';
 
 /** The repository that lives on the host's own disk (BACKUP_DIR): each host has its own. */
 const LOCAL = 'local';
@@ -109,22 +110,30 @@ export async function NightlyBackup(input: NightlyBackupInput): Promise<NightlyB
         if (attempt > 1 && plan.repositories.includes(LOCAL)) await onHost.shortWork.withdrawManifest({ repository: LOCAL, backupId });
 
         enter('dumping');
-        const [db, globals, assets] = await Promise.all([
-          onHost.longWork.dumpDatabase({ backupId, kind: input.kind }),
-          onHost.longWork.dumpGlobals({ backupId }),
-          plan.withAssets ? onHost.longWork.archiveAssets({ backupId }) : Promise.resolve(undefined),
-        ]);
-        const staged: StagedArtifact[] = [db.artifact, globals, ...(assets ? [assets.artifact] : [])];
-        for (const artifact of staged) progress.artifacts[artifactName(artifact)] = { bytes: artifact.size, sha256: artifact.sha256 };
+        let db: Awaited<ReturnType<typeof onHost.longWork.dumpDatabase>>;
+        let staged: StagedArtifact[];
+        let assets: Awaited<ReturnType<typeof onHost.longWork.archiveAssets>> | undefined;
+        if (patched(UPLOAD_AS_STAGED)) {
+          ({ db, staged, assets } = await dumpAndUploadAsStaged(onHost.longWork, { backupId, kind: input.kind, ...plan, progress, artifactName }));
+        } else {
+          let globals: StagedArtifact;
+          [db, globals, assets] = await Promise.all([
+            onHost.longWork.dumpDatabase({ backupId, kind: input.kind }),
+            onHost.longWork.dumpGlobals({ backupId }),
+            plan.withAssets ? onHost.longWork.archiveAssets({ backupId }) : Promise.resolve(undefined),
+          ]);
+          staged = [db.artifact, globals, ...(assets ? [assets.artifact] : [])];
+          for (const artifact of staged) progress.artifacts[artifactName(artifact)] = { bytes: artifact.size, sha256: artifact.sha256 };
 
-        enter('transferring');
-        const metadata = { env: plan.env, generated_at: db.generatedAt, schema_version: db.schemaVersion };
-        await allSettledOrThrow(
-          plan.repositories.map(async (repository) => {
-            await onHost.longWork.uploadArtifacts({ repository, artifacts: staged, metadata });
-            progress.repositoriesDone.push(repository);
-          }),
-        );
+          enter('transferring');
+          const metadata = { env: plan.env, generated_at: db.generatedAt, schema_version: db.schemaVersion };
+          await allSettledOrThrow(
+            plan.repositories.map(async (repository) => {
+              await onHost.longWork.uploadArtifacts({ repository, artifacts: staged, metadata });
+              progress.repositoriesDone.push(repository);
+            }),
+          );
+        }
 
         enter('writing-manifest');
         const manifest: Manifest = {

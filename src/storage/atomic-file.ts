@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -71,6 +71,49 @@ export async function writeFileAtomically(path: string, source: Readable, option
     await rename(temporaryPath, path);
     await syncPath(dir);
     return written;
+  } catch (error) {
+    await rm(temporaryPath, { force: true });
+    throw error;
+  }
+}
+
+export interface AtomicLinkOptions {
+  /** Sees the linked file's size (after fsync, before the rename) and throws to refuse it. */
+  verifySize?: (size: number) => void;
+}
+
+/**
+ * Puts `sourcePath` at `path` as a hard link, atomically: a link under a temporary name in the
+ * destination directory, fsync (the source may still be in the page cache only), owner-only
+ * mode, `verifySize`, rename, directory fsync. Returns false, leaving nothing behind, when the
+ * file system refuses the link (another device: EXDEV; a file system or a policy without hard
+ * links: EPERM, ENOTSUP, EMLINK, ...): the caller then copies. Other failures are thrown, with
+ * the temporary link removed and `path` untouched.
+ *
+ * The two names share one inode: this is only sound for a source nobody writes in place again
+ * (a staged artifact is renamed into place once, and replaced by a rename, never rewritten).
+ */
+export async function linkFileAtomically(path: string, sourcePath: string, options: AtomicLinkOptions = {}): Promise<boolean> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const temporaryPath = join(dir, temporaryName(basename(path)));
+  try {
+    await link(sourcePath, temporaryPath);
+  } catch {
+    return false;
+  }
+  try {
+    const handle = await open(temporaryPath, 'r');
+    try {
+      await handle.chmod(FILE_MODE);
+      await handle.sync();
+      options.verifySize?.((await handle.stat()).size);
+    } finally {
+      await handle.close();
+    }
+    await rename(temporaryPath, path);
+    await syncPath(dir);
+    return true;
   } catch (error) {
     await rm(temporaryPath, { force: true });
     throw error;

@@ -2,7 +2,7 @@ import { constants, createReadStream, type Stats } from 'node:fs';
 import { lstat, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
-import { assertNotTemporaryKey, isTemporaryName, writeFileAtomically } from './atomic-file.js';
+import { assertNotTemporaryKey, isTemporaryName, linkFileAtomically, writeFileAtomically } from './atomic-file.js';
 import { assertDigest, sameDigest, sha256OfBytes, sha256OfFile, type Digest } from './hash.js';
 import {
   assertSafeKey,
@@ -76,21 +76,38 @@ export class LocalRepository implements Repository {
       options.signal?.throwIfAborted();
       const [source, existing] = await Promise.all([stat(sourcePath), statOrUndefined(path)]);
       if (existing && existing.dev === source.dev && existing.ino === source.ino) {
-        // Staging is the repository: the file is already in place, only verify it. A mismatch is
-        // reported, never "repaired" by deleting the caller's only copy.
-        const actual = await sha256OfFile(path, options.signal);
-        if (!sameDigest(actual, options.expected)) throw new IntegrityError(key, options.expected, actual);
+        // Staging is the repository, or an earlier put linked this staged file: the file is
+        // already in place, only check it. A mismatch is reported, never "repaired" by deleting
+        // the caller's only copy.
+        if (options.staged) this.checkStagedSize(key, options.expected, existing.size);
+        else {
+          const actual = await sha256OfFile(path, options.signal);
+          if (!sameDigest(actual, options.expected)) throw new IntegrityError(key, options.expected, actual);
+        }
       } else if (!(await this.holds(path, options.expected, options.signal))) {
-        await writeFileAtomically(path, createReadStream(sourcePath), {
-          onProgress: options.onProgress,
-          signal: options.signal,
-          verify: this.verifier(key, options.expected),
-        });
+        // A staged file on this file system is linked, not copied: no bytes read or written. Its
+        // sha256 is not recomputed: the link is the very inode whose bytes were hashed as they
+        // were written, once (stageStream), and nothing writes into a staged file afterwards;
+        // its size is checked, which catches a file truncated or replaced since.
+        const linked =
+          options.staged &&
+          (await linkFileAtomically(path, sourcePath, { verifySize: (size) => this.checkStagedSize(key, options.expected, size) }));
+        if (!linked) {
+          await writeFileAtomically(path, createReadStream(sourcePath), {
+            onProgress: options.onProgress,
+            signal: options.signal,
+            verify: this.verifier(key, options.expected),
+          });
+        }
       }
       options.onProgress?.(options.expected.size);
     } catch (error) {
       throw storageFailure(this.name, 'putFile', key, error);
     }
+  }
+
+  private checkStagedSize(key: string, expected: Digest, size: number): void {
+    if (size !== expected.size) throw new IntegrityError(key, expected, { size });
   }
 
   async putBytes(key: string, body: Uint8Array, options: Omit<PutOptions, 'expected' | 'onProgress'> = {}): Promise<void> {

@@ -35,6 +35,14 @@ export interface PutOptions {
    * replace ignore it.
    */
   overwrite?: boolean;
+  /**
+   * The source is a staged artifact (activities/staging.ts): its bytes were written once, under
+   * a temporary name renamed into place, and are never written again; `expected` is the digest
+   * computed while they were written. A backend on the source's own file system may then put it
+   * by hard link, checking its size but not re-reading its bytes (LocalRepository). Other
+   * backends ignore it: they send the bytes and verify what they stored.
+   */
+  staged?: boolean;
 }
 
 export interface GetOptions {

@@ -1,7 +1,10 @@
 import { mkdir, mkdtemp, open, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stageStream } from '../../activities/staging.js';
 import { sha256OfFile } from '../../src/storage/hash.js';
 import { LocalRepository } from '../../src/storage/local.js';
 import { IntegrityError } from '../../src/storage/repository.js';
@@ -106,6 +109,53 @@ describe('LocalRepository', () => {
     expect((await repository.list('links/')).map((info) => info.key)).toEqual(['links/real.txt']);
     expect(await repository.stat('links/file.txt')).toBeUndefined();
     await expect(repository.getBytes('links/file.txt')).rejects.toMatchObject({ name: 'ObjectNotFoundError' });
+  });
+
+  it('puts a staged file on the same file system by hard link, untouched when staging is rewritten or removed', async () => {
+    const stagedPath = join(workDir, 'staging', 'link', 'db.dump');
+    const first = randomBytes(200_000);
+    const staged = await stageStream(Readable.from([first]), stagedPath);
+    await repository.putFile('link/db/x.dump', staged.path, { expected: staged, staged: true });
+    const stored = join(root, 'link', 'db', 'x.dump');
+    const [source, target] = await Promise.all([stat(stagedPath), stat(stored)]);
+    expect(target.ino).toBe(source.ino);
+    expect(target.nlink).toBe(2);
+    expect(target.mode & 0o777).toBe(0o600);
+    // A retry of the put (the same inode in place) is a no-op.
+    await repository.putFile('link/db/x.dump', staged.path, { expected: staged, staged: true });
+    expect((await stat(stored)).ino).toBe(source.ino);
+
+    // A retried dump stages again under the same name; then the staging is removed.
+    await stageStream(Readable.from([randomBytes(1000)]), stagedPath);
+    expect((await stat(stored)).nlink).toBe(1);
+    await rm(join(workDir, 'staging', 'link'), { recursive: true });
+    expect(await sha256OfFile(stored)).toEqual({ size: staged.size, sha256: staged.sha256 });
+  });
+
+  it('copies a staged file the file system refuses to link (another device)', async () => {
+    const shm = await mkdtemp(join('/dev/shm', 'erp4-local-repository-'));
+    try {
+      const staged = await stageStream(Readable.from([randomBytes(100_000)]), join(shm, 'db.dump'));
+      expect((await stat(shm)).dev).not.toBe((await stat(workDir)).dev);
+      await repository.putFile('cross-device/db/x.dump', staged.path, { expected: staged, staged: true });
+      const stored = join(root, 'cross-device', 'db', 'x.dump');
+      expect((await stat(stored)).nlink).toBe(1);
+      expect((await stat(staged.path)).nlink).toBe(1);
+      expect(await sha256OfFile(stored)).toEqual({ size: staged.size, sha256: staged.sha256 });
+      expect(await filesUnder(join(root, 'cross-device'))).toEqual(['db/x.dump']);
+    } finally {
+      await rm(shm, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a staged file whose size is not the expected one, leaving nothing visible', async () => {
+    const staged = await stageStream(Readable.from([randomBytes(10_000)]), join(workDir, 'staging', 'short', 'db.dump'));
+    const error = await repository
+      .putFile('short/db/x.dump', staged.path, { expected: { size: staged.size + 1, sha256: staged.sha256 }, staged: true })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IntegrityError);
+    expect(await filesUnder(join(root, 'short'))).toEqual([]);
+    expect((await stat(staged.path)).nlink).toBe(1);
   });
 
   it('lists nothing (rather than failing) before the root exists', async () => {
