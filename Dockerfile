@@ -33,8 +33,9 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 USER node
-# A small young generation: stream buffers are collected sooner. Measured (BENCHMARKS.md): worker
-# RSS -28 MB at rest and -20 MB at its peak during a backup, at the same speed.
-ENV NODE_OPTIONS=--max-semi-space-size=2
+# The worker's memory settings (src/worker-launch.ts; measured in docs/MEMORY.md): a small young
+# generation (stream buffers are collected sooner), two malloc arenas and a fixed mmap threshold
+# (freed buffers go back to the system, not kept per thread).
+ENV NODE_OPTIONS=--max-semi-space-size=2 MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
 ENTRYPOINT ["node", "dist/src/cli.js"]
 CMD ["worker"]

@@ -79,7 +79,7 @@ function parseOptions(argv: string[]): Options {
     .option('--json <file>', 'all measurements as JSON')
     .option('--keep', 'keep the work directory', false)
     .option('--s3-part-mb <MiB>', "the worker's S3_PART_SIZE_MB (default: the product's default)", positive('--s3-part-mb'))
-    .option('--worker-node-options <flags>', "the worker's NODE_OPTIONS, e.g. --max-semi-space-size=2 (default: none)")
+    .option('--worker-node-options <flags>', "more NODE_OPTIONS for the worker (default: none; the product's own, src/worker-launch.ts, always apply)")
     .parse(argv, { from: 'user' });
   const options = program.opts<Options>();
   if (options.quick) {

@@ -7,6 +7,7 @@ import { openNativeConnection } from '../temporal/connect.js';
 import { stopGracefullyOnSignals } from '../temporal/graceful-shutdown.js';
 import { createBackupWorkers, runWorkers } from '../temporal/worker.js';
 import { publishFreshnessGaugesAtStart } from '../temporal/freshness-gauges-at-start.js';
+import { missingLaunchSettings } from '../worker-launch.js';
 
 /**
  * `erp4-backup worker`: reads its configuration (and secrets) from its own environment, polls
@@ -33,6 +34,10 @@ export async function workerCommand(config: Config): Promise<void> {
       `erp4-backup worker: env ${config.env}, host ${runtime.host.id}, task queues ${config.temporal.taskQueue} and ${runtime.host.taskQueue} ` +
         `on ${config.temporal.connection.describe()}, repositories ${[...runtime.repositories.keys()].join(', ')}`,
     );
+    const missing = missingLaunchSettings(process.execArgv, process.env);
+    if (missing.length > 0) {
+      log.warn(`erp4-backup worker: started without ${missing.join(' ')}: its memory may exceed 300 MB (docs/MEMORY.md; \`npm run worker\`, the Docker image and deploy/systemd apply them)`);
+    }
     publishFreshnessGaugesAtStart(runtime, config);
     const stop = stopGracefullyOnSignals(workers, config.worker.shutdownGraceMs, (line) => logNow(config, 'INFO', `erp4-backup worker: ${line}`));
     try {

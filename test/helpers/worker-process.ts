@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnService, waitUntilReady, type ServiceProcess } from '../../src/dev/processes.js';
+import { WORKER_MALLOC_ENV, WORKER_NODE_FLAGS } from '../../src/worker-launch.js';
 import type { Services } from './services.js';
 
 const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
@@ -26,9 +27,9 @@ export async function startWorkerProcess(s: Services, env: Record<string, string
   const service = await spawnService({
     name,
     command: process.execPath,
-    args: [cli, 'worker'],
+    args: [...WORKER_NODE_FLAGS, cli, 'worker'],
     logPath,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...WORKER_MALLOC_ENV, ...env },
     stopSignal: 'SIGTERM',
     stopTimeoutMs: 10_000,
   });
