@@ -26,6 +26,8 @@ export interface BenchResults {
   /** The last drill's phases as its report measured them, and its activities from the workflow history. */
   drillPhases: Array<{ phase: string; durationMs: number }>;
   drillProfile: string[];
+  /** The empty-database NightlyBackup's activities (last repetition): the fixed cost of a run. */
+  emptyProfile: string[];
 }
 
 export type PipelineName = 'baselineA' | 'floor' | 'nightlyBackup' | 'nightlyBackupLocalSftp' | 'plainRestore' | 'baselineB' | 'restoreDrill';
@@ -155,6 +157,10 @@ export function renderMarkdown(r: BenchResults): string {
     '',
     ...r.drillPhases.map((phase) => `- phase ${phase.phase}: ${seconds(phase.durationMs)}`),
     ...r.drillProfile.map((line) => `- ${line}`),
+    '',
+    'Where the empty-database NightlyBackup\'s time went (last repetition; the fixed cost of every run):',
+    '',
+    ...r.emptyProfile.map((line) => `- ${line}`),
     '',
   ];
   return lines.join('\n');

@@ -239,6 +239,7 @@ async function main(options: Options, command: string): Promise<void> {
     const restorable: Record<string, string> = {};
     let baseline: BaselineOutput | undefined;
     let backup: BackupOutput | undefined;
+    let emptyBackupId: string | undefined;
     let noS3Backup: BackupOutput | undefined;
     let drill: DrillOutput | undefined;
     const seconds = (sample: Sample) => `${(sample.wallMs / 1000).toFixed(2)} s`;
@@ -290,6 +291,7 @@ async function main(options: Options, command: string): Promise<void> {
 
       const emptyOptions = { taskQueue: 'bench-empty', workerPid: emptyWorker.pid, backupDir: emptyBackupDir };
       const empty = await runNightlyBackup(ctx, `empty-r${repetition}`, emptyOptions);
+      emptyBackupId = empty.result.backupId;
       emptyBackupWallMs.push(empty.sample.wallMs);
       const emptyDrill = await runDrill(ctx, empty.result.backupId, 's3', `empty-r${repetition}`, emptyOptions);
       if (emptyDrill.result.outcome !== 'passed') throw new Error(`the drill of the empty database's ${empty.result.backupId} ended ${emptyDrill.result.outcome}`);
@@ -323,6 +325,7 @@ async function main(options: Options, command: string): Promise<void> {
       workerRestingRssBytes,
       restorable,
       profile: await activityProfile(client, `bench-r${options.repeat}-${backup!.result.backupId}`),
+      emptyProfile: await activityProfile(client, `bench-empty-r${options.repeat}-${emptyBackupId!}`),
       drillPhases: drill!.report.phases.map((p) => ({ phase: p.phase, durationMs: p.durationMs })),
       drillProfile: await activityProfile(client, drill!.workflowId),
     };

@@ -80,6 +80,7 @@ describe('bench report: the targets table is issue 16', () => {
     profile: [],
     drillPhases: [],
     drillProfile: [],
+    emptyProfile: [],
   };
 
   it('has one row per target of the issue, each computed from its own measurements', () => {
