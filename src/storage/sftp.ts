@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { posix, resolve } from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { SFTPWrapper } from 'ssh2';
+import type { Client, SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { assertNotTemporaryKey, isTemporaryName, temporaryName, writeFileAtomically } from './atomic-file.js';
 import { assertDigest, sameDigest, Sha256Meter, sha256OfBytes, sha256OfStream, type Digest } from './hash.js';
@@ -190,6 +190,11 @@ export class SftpRepository implements Repository {
     const privateKey = typeof this.options.privateKey === 'string' ? await readFile(this.options.privateKey) : this.options.privateKey;
     // Connection losses between calls are handled by reconnecting on the next call, not logged.
     const client = new SftpClient(this.name, { error: () => {}, end: () => {}, close: () => {} });
+    // SSH and SFTP are request/response: with Nagle's algorithm on, each small request waited for
+    // the server's delayed ACK (~40 ms per round trip on loopback: a 3 KB put took 440 ms, 6 ms
+    // without; the handshake 420 ms). Set as soon as the TCP connection is up, before the handshake.
+    const ssh = (client as unknown as { client: Client }).client;
+    ssh.once('connect', () => ssh.setNoDelay(true));
     let presentedFingerprint: string | undefined;
     try {
       await client.connect({
