@@ -36,6 +36,16 @@ export class OpenPgpKeyError extends Error {
   override readonly name = 'OpenPgpKeyError';
 }
 
+/** A message encrypted for none of the held keys; `missingKeyIds` (upper-case hex) lets callers name them. */
+export class MissingRecipientKeyError extends OpenPgpKeyError {
+  constructor(
+    message: string,
+    readonly missingKeyIds: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
 const ENCRYPT_CONFIG: PartialConfig = {
   // SEIPD v1 (CFB + MDC): GnuPG 2.2 cannot read SEIPD v2 / AEAD.
   aeadProtect: false,
@@ -253,8 +263,9 @@ export async function decryptStream(input: Readable, privateKeys: DecryptionKeys
     const missing = missingRecipientKeyIds(recipientIds.map((id) => id.toHex().toUpperCase()), privateKeys.keyIds);
     if (recipientIds.length === 0 || missing.length > 0) {
       const intendedFor = recipientIds.length === 0 ? 'no public key' : `key id ${hexIds(recipientIds)}`;
-      throw new OpenPgpKeyError(
+      throw new MissingRecipientKeyError(
         `the backup is encrypted for ${intendedFor}; GPG_PRIVATE_KEY_FILE holds ${privateKeys.describe()} with key ids ${privateKeys.keyIds.join(', ')}`,
+        missing,
       );
     }
     // Only the fitting keys: openpgp would otherwise try every key on an anonymous recipient too.
