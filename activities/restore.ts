@@ -10,7 +10,7 @@ import { InputError } from '../src/errors.js';
 import { ARTIFACT_NAMES, BACKUP_KINDS, isBackupId, manifestKey, type ArtifactName, type BackupKind } from '../src/layout.js';
 import { parseManifest, type Manifest } from '../src/manifest.js';
 import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
-import { restoreDump } from '../src/pg/restore.js';
+import { defaultRestoreJobs, restoreDump } from '../src/pg/restore.js';
 import { restoreScopedDump } from '../src/pg/restore-scoped.js';
 import { overlayExpectation } from '../src/restore/overlay-plan.js';
 import { scopedForeignKeyChecks } from '../src/restore/scoped-checks.js';
@@ -346,7 +346,9 @@ export function createRestoreActivities(runtime: BackupRuntime) {
         owners = { keepOwners: false, noPrivileges: true };
       }
       await createOwnedDatabase(server, database, ownershipMarker(input));
-      const restoreOptions = { pgBinDir: runtime.pgBinDir, serverMajor: major, ...owners, signal };
+      const jobs = settings.restoreJobs ?? defaultRestoreJobs();
+      Context.current().log.info('pg_restore starts', { database, jobs });
+      const restoreOptions = { pgBinDir: runtime.pgBinDir, serverMajor: major, jobs, ...owners, signal };
       await withHeartbeat(
         'pg_restore',
         // A critical/weekly-full backup's foreign keys into tables it holds no rows of are restored NOT VALID.
