@@ -1,21 +1,15 @@
 /**
- * Runs `work` for every item at once. The first failure aborts the others (their signal) and,
- * once every one has stopped (so no temporary file is still being written), is thrown. The
- * activity's cancellation aborts them all the same way.
+ * Runs `work` for every item at once and waits for all of them, so no temporary file is still
+ * being written when it returns. Then it throws the failure of the FIRST item (in `items`
+ * order) that failed: the same cause whichever download happened to fail first (a missing key
+ * names the db artifact, as the check of a downloaded ciphertext did). The others are not
+ * aborted on a failure: a retry of the activity does them again anyway, and the activity's
+ * cancellation (`signal`, passed to each) still stops them all.
  */
-export async function allSettledOrAbort<T>(cancellation: AbortSignal, items: readonly T[], work: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
-  const controller = new AbortController();
-  const signal = AbortSignal.any([cancellation, controller.signal]);
-  let first: { error: unknown } | undefined;
-  await Promise.all(
-    items.map((item) =>
-      work(item, signal).catch((error: unknown) => {
-        first ??= { error };
-        controller.abort(error);
-      }),
-    ),
-  );
-  if (first) throw first.error;
+export async function allSettledInOrder<T>(signal: AbortSignal, items: readonly T[], work: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const outcomes = await Promise.allSettled(items.map((item) => work(item, signal)));
+  const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Per-item progress callbacks whose bytes are summed into one `report` (a heartbeat). */

@@ -31,7 +31,7 @@ import { postNotice, type Notice } from './notify.js';
 import { assertEmptyOrAbsent, renamedMarker, restoreAssetArchive, unpackingDir, type RestoredFiles } from './restore-assets.js';
 import { decryptStored, decryptToString, downloadVerified, plainPath, stagedSize, storedPath, type StagingOptions } from './restore-staging.js';
 import { restoreServer } from './restore-runtime.js';
-import { allSettledOrAbort, summedProgress } from './restore-concurrency.js';
+import { allSettledInOrder, summedProgress } from './restore-concurrency.js';
 import { fetchDecrypted } from './restore-stream.js';
 import type { BackupRuntime } from './runtime.js';
 
@@ -226,7 +226,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const progress = summedProgress(progressHeartbeat(`download:${input.repository}`));
       await withReader(input.repository, (repository) =>
-        allSettledOrAbort(cancellationSignal, artifactsOf(input.backup), async ([name, artifact], signal) => {
+        allSettledInOrder(cancellationSignal, artifactsOf(input.backup), async ([name, artifact], signal) => {
           if ((await stagedSize(storedPath(dir, name))) !== artifact.size) {
             await downloadVerified(repository, name, artifact, dir, { signal, onProgress: progress(name) });
           }
@@ -255,7 +255,7 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       const progress = summedProgress(progressHeartbeat(`download+decrypt:${input.repository}`));
       const digests: PlainDigests = {};
       await withReader(input.repository, (repository) =>
-        allSettledOrAbort(cancellationSignal, artifactsOf(input.backup), async ([name, artifact], signal) => {
+        allSettledInOrder(cancellationSignal, artifactsOf(input.backup), async ([name, artifact], signal) => {
           if (artifact.encryption === 'none') {
             if ((await stagedSize(storedPath(dir, name))) !== artifact.size) {
               await downloadVerified(repository, name, artifact, dir, { signal, onProgress: progress(name) });
