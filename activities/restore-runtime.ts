@@ -37,6 +37,8 @@ export interface RestoreSettings {
   drillDecryptBeforeApproval: boolean;
   /** RESTORE_TARGET_DB: the database a production Restore creates (default DB_NAME). */
   targetDatabase: string;
+  /** RESTORE_JOBS: pg_restore --jobs; undefined: the cores (src/pg/restore.ts). */
+  restoreJobs?: number;
   /** RESTORE_ASSET_DIR: where a production Restore puts the PDF files (default ASSET_DIR). */
   targetAssetDir?: string;
   /**

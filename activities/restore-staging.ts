@@ -14,8 +14,11 @@ import { ObjectNotFoundError, type Repository } from '../src/storage/repository.
  *
  *   <artifact>.stored   the bytes as the repository holds them; present ONLY once their size and
  *                       sha256 matched the manifest (downloaded under a temporary name, renamed
- *                       after the check), so nothing unverified is ever decrypted or restored
- *   <artifact>.plain    the decrypted bytes (OpenPGP artifacts only; else .stored is the plaintext)
+ *                       after the check), so nothing unverified is ever restored
+ *   <artifact>.plain    the decrypted bytes (OpenPGP artifacts only; else .stored is the plaintext):
+ *                       either decrypted from a verified .stored, or in one streaming pass
+ *                       (restore-stream.ts) and renamed into place only once the stored bytes'
+ *                       size and sha256 matched the manifest
  *
  * Every step can be repeated: a retry on another worker, or after the files were lost, fetches
  * and verifies again before it decrypts again.
@@ -39,17 +42,7 @@ export function plainPath(dir: string, name: ArtifactName, artifact: ArtifactSum
  * object differs from what was backed up, and no retry will change that.
  */
 export async function downloadVerified(repository: Repository, name: ArtifactName, artifact: ArtifactSummary, dir: string, options: StagingOptions = {}): Promise<void> {
-  let source: Readable;
-  try {
-    source = await repository.openRead(artifact.key, { signal: options.signal });
-  } catch (error) {
-    if (!(error instanceof ObjectNotFoundError)) throw error;
-    throw ApplicationFailure.create({
-      type: 'ArtifactMissing',
-      nonRetryable: true,
-      message: `artifact ${name} (${repository.name}:${artifact.key}) named by the manifest is missing from the repository`,
-    });
-  }
+  const source = await openArtifact(repository, name, artifact, options.signal);
   try {
     await writeFileAtomically(storedPath(dir, name), source, {
       signal: options.signal,
@@ -60,6 +53,20 @@ export async function downloadVerified(repository: Repository, name: ArtifactNam
     });
   } finally {
     source.destroy();
+  }
+}
+
+/** The stored bytes of an artifact; one the manifest names but the repository lacks fails non-retryably (ArtifactMissing). */
+export async function openArtifact(repository: Repository, name: ArtifactName, artifact: ArtifactSummary, signal?: AbortSignal): Promise<Readable> {
+  try {
+    return await repository.openRead(artifact.key, { signal });
+  } catch (error) {
+    if (!(error instanceof ObjectNotFoundError)) throw error;
+    throw ApplicationFailure.create({
+      type: 'ArtifactMissing',
+      nonRetryable: true,
+      message: `artifact ${name} (${repository.name}:${artifact.key}) named by the manifest is missing from the repository`,
+    });
   }
 }
 

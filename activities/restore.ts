@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { findBackup } from '../src/catalog.js';
 import { checkBackupKeys, describeMissingKeys } from '../src/crypto/key-availability.js';
-import { messageRecipientKeyIds, missingRecipientKeyIds } from '../src/crypto/openpgp.js';
+import { MissingRecipientKeyError, messageRecipientKeyIds, missingRecipientKeyIds } from '../src/crypto/openpgp.js';
 import { InputError } from '../src/errors.js';
 import { ARTIFACT_NAMES, BACKUP_KINDS, isBackupId, manifestKey, type ArtifactName, type BackupKind } from '../src/layout.js';
 import { parseManifest, type Manifest } from '../src/manifest.js';
 import { PERMANENT_PG_ERRORS, pgChildEnv, pgClientConfig, type DbConnection } from '../src/pg/connection.js';
-import { restoreDump } from '../src/pg/restore.js';
+import { defaultRestoreJobs, restoreDump } from '../src/pg/restore.js';
 import { restoreScopedDump } from '../src/pg/restore-scoped.js';
 import { overlayExpectation } from '../src/restore/overlay-plan.js';
 import { scopedForeignKeyChecks } from '../src/restore/scoped-checks.js';
@@ -23,14 +23,16 @@ import { createOwnedDatabase, databaseOwnership, dropOwnedDatabase, foreignDatab
 import { createMissingRoles } from '../src/restore/drill-roles.js';
 import { planGlobals, rolesInGlobals, scriptForPlan } from '../src/restore/globals.js';
 import { applyGlobalsScript } from '../src/restore/apply-globals.js';
-import { renderMarkdown, reportKey, type BackupSummary, type CheckResult, type GlobalsPlan, type RestoreMode, type RestoreReport } from '../src/restore/report.js';
+import { renderMarkdown, reportKey, type ArtifactSummary, type BackupSummary, type CheckResult, type GlobalsPlan, type RestoreMode, type RestoreReport } from '../src/restore/report.js';
 import type { Digest } from '../src/storage/hash.js';
 import { ObjectNotFoundError, type Repository } from '../src/storage/repository.js';
 import { progressHeartbeat, withHeartbeat } from './heartbeat.js';
 import { postNotice, type Notice } from './notify.js';
 import { assertEmptyOrAbsent, renamedMarker, restoreAssetArchive, unpackingDir, type RestoredFiles } from './restore-assets.js';
-import { decryptStored, decryptToString, downloadVerified, plainPath, stagedSize, storedPath } from './restore-staging.js';
+import { decryptStored, decryptToString, downloadVerified, plainPath, stagedSize, storedPath, type StagingOptions } from './restore-staging.js';
 import { restoreServer } from './restore-runtime.js';
+import { allSettledInOrder, summedProgress } from './restore-concurrency.js';
+import { fetchDecrypted } from './restore-stream.js';
 import type { BackupRuntime } from './runtime.js';
 
 /** What a restore run will do, decided before anything is fetched (RestoreDrill, Restore). */
@@ -102,8 +104,14 @@ export function createRestoreActivities(runtime: BackupRuntime) {
     const dir = runDirectory(input);
     const path = plainPath(dir, name, artifact);
     if ((await stagedSize(path)) === expected.size) return path;
-    await withReader(input.repository, (repository) => downloadVerified(repository, name, artifact, dir, { signal }));
-    if (artifact.encryption === 'openpgp') await decryptStored(name, artifact, dir, decryptor(input.backup.id), { signal });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (artifact.encryption === 'openpgp' && (await stagedSize(storedPath(dir, name))) !== artifact.size) {
+      await withReader(input.repository, (repository) => fetchPlain(repository, input.backup.id, name, artifact, dir, { signal }));
+    } else {
+      // A verified ciphertext from fetchArtifacts (a production Restore) is decrypted as it is.
+      if (artifact.encryption === 'none') await withReader(input.repository, (repository) => downloadVerified(repository, name, artifact, dir, { signal }));
+      if (artifact.encryption === 'openpgp') await decryptStored(name, artifact, dir, decryptor(input.backup.id), { signal });
+    }
     if ((await stagedSize(path)) !== expected.size) throw new Error(`${name}: the re-fetched plaintext differs in size from the first fetch`);
     return path;
   };
@@ -130,6 +138,20 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       `GPG_PRIVATE_KEY_FILE: backup ${backupId} cannot be decrypted on this worker: ${what}, which no configured private key holds ` +
         `(it holds ${settings.decryption?.describeKeys() ?? 'none'}, key ids ${settings.decryption?.keyIds.join(', ') ?? '-'}); add that key to GPG_PRIVATE_KEY_FILE`,
     );
+
+  /**
+   * An OpenPGP artifact's plaintext in one streaming pass (activities/restore-stream.ts): used only
+   * once the stored bytes matched the manifest. A message for none of the worker's keys gives
+   * the same GPG_PRIVATE_KEY_FILE error as the check of a downloaded ciphertext.
+   */
+  const fetchPlain = async (repository: Repository, backupId: string, name: ArtifactName, artifact: ArtifactSummary, dir: string, options: StagingOptions) => {
+    try {
+      return await fetchDecrypted(repository, name, artifact, dir, decryptor(backupId), options);
+    } catch (error) {
+      if (error instanceof MissingRecipientKeyError) throw missingKeyError(backupId, `${name} is encrypted for key id ${error.missingKeyIds.join(', ') || '(none)'}`);
+      throw error;
+    }
+  };
 
   return {
     /** Selects the backup and checks everything that can be checked before a byte is fetched. */
@@ -194,19 +216,20 @@ export function createRestoreActivities(runtime: BackupRuntime) {
       };
     },
 
-    /** Downloads EVERY artifact and verifies its size and sha256 before anything is decrypted or restored. */
+    /**
+     * Downloads EVERY artifact, all at once, and keeps each only once its size and sha256 matched
+     * the manifest; nothing is decrypted (a production Restore before approval).
+     */
     async fetchArtifacts(input: RunRef & { repository: string; backup: BackupSummary }): Promise<void> {
-      const { cancellationSignal: signal } = Context.current();
+      const { cancellationSignal } = Context.current();
       const dir = runDirectory(input);
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      const heartbeat = progressHeartbeat(`download:${input.repository}`);
-      let done = 0;
-      await withReader(input.repository, async (repository) => {
-        for (const [name, artifact] of artifactsOf(input.backup)) {
+      const progress = summedProgress(progressHeartbeat(`download:${input.repository}`));
+      await withReader(input.repository, (repository) =>
+        allSettledInOrder(cancellationSignal, artifactsOf(input.backup), async ([name, artifact], signal) => {
           if ((await stagedSize(storedPath(dir, name))) !== artifact.size) {
-            await downloadVerified(repository, name, artifact, dir, { signal, onProgress: (bytes) => heartbeat(done + bytes) });
+            await downloadVerified(repository, name, artifact, dir, { signal, onProgress: progress(name) });
           }
-          done += artifact.size;
           // The verified packets say which key the artifact needs (old manifests do not record it).
           if (artifact.encryption === 'openpgp') {
             const recipients = await messageRecipientKeyIds(createReadStream(storedPath(dir, name)));
@@ -215,8 +238,35 @@ export function createRestoreActivities(runtime: BackupRuntime) {
               throw missingKeyError(input.backup.id, `${name} is encrypted for key id ${missing.join(', ') || '(none)'}`);
             }
           }
-        }
-      });
+        }),
+      );
+    },
+
+    /**
+     * Fetches, verifies and decrypts EVERY artifact in one streaming pass each, all at once (a
+     * drill with DRILL_DECRYPT_BEFORE_APPROVAL, or a run already approved). Decrypted bytes are
+     * renamed into place, and so used, only after the stored bytes' size and sha256 matched the
+     * manifest; a mismatch deletes them and fails non-retryably (ArtifactChecksumMismatch).
+     */
+    async fetchDecryptedArtifacts(input: RunRef & { repository: string; backup: BackupSummary }): Promise<PlainDigests> {
+      const { cancellationSignal } = Context.current();
+      const dir = runDirectory(input);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const progress = summedProgress(progressHeartbeat(`download+decrypt:${input.repository}`));
+      const digests: PlainDigests = {};
+      await withReader(input.repository, (repository) =>
+        allSettledInOrder(cancellationSignal, artifactsOf(input.backup), async ([name, artifact], signal) => {
+          if (artifact.encryption === 'none') {
+            if ((await stagedSize(storedPath(dir, name))) !== artifact.size) {
+              await downloadVerified(repository, name, artifact, dir, { signal, onProgress: progress(name) });
+            }
+            digests[name] = { size: artifact.size, sha256: artifact.sha256 };
+          } else {
+            digests[name] = await fetchPlain(repository, input.backup.id, name, artifact, dir, { signal, onProgress: progress(name) });
+          }
+        }),
+      );
+      return digests;
     },
 
     /** Decrypts the verified artifacts with the worker's private key (never from workflow input). */
@@ -296,7 +346,9 @@ export function createRestoreActivities(runtime: BackupRuntime) {
         owners = { keepOwners: false, noPrivileges: true };
       }
       await createOwnedDatabase(server, database, ownershipMarker(input));
-      const restoreOptions = { pgBinDir: runtime.pgBinDir, serverMajor: major, ...owners, signal };
+      const jobs = settings.restoreJobs ?? defaultRestoreJobs();
+      Context.current().log.info('pg_restore starts', { database, jobs });
+      const restoreOptions = { pgBinDir: runtime.pgBinDir, serverMajor: major, jobs, ...owners, signal };
       await withHeartbeat(
         'pg_restore',
         // A critical/weekly-full backup's foreign keys into tables it holds no rows of are restored NOT VALID.

@@ -278,9 +278,29 @@ export interface DrillOutput {
   sample: Sample;
   result: RestoreResult;
   report: RestoreReport;
-  /** The `restoring-database` phase (pg_restore into the scratch database). */
+  /** The restoreDatabase activity (createdb + pg_restore into the scratch database). */
   restorePhaseMs: number;
   workflowId: string;
+}
+
+/**
+ * How long the drill's restoreDatabase activity ran (started to completed, from the history): a
+ * drill unpacks its PDF files alongside, so the `restoring-database` phase is no longer
+ * pg_restore alone.
+ */
+async function restoreDatabaseMs(ctx: BenchContext, workflowId: string): Promise<number> {
+  const names = new Map<string, string>();
+  let startedAt: number | undefined;
+  for (const event of (await ctx.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []) {
+    const at = Number(event.eventTime?.seconds ?? 0) * 1000 + Math.floor((event.eventTime?.nanos ?? 0) / 1e6);
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) names.set(String(event.eventId), scheduled.activityType?.name ?? '?');
+    const started = event.activityTaskStartedEventAttributes;
+    if (started && names.get(String(started.scheduledEventId)) === 'restoreDatabase') startedAt = at;
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed && names.get(String(completed.scheduledEventId)) === 'restoreDatabase' && startedAt !== undefined) return at - startedAt;
+  }
+  throw new Error(`the drill ${workflowId} has no completed restoreDatabase activity`);
 }
 
 /** RestoreDrill (pre-approved by the worker's DRILL_PREAPPROVED) of one backup, read from `repository`. */
@@ -303,8 +323,7 @@ export async function runDrill(
   const localReport = result.reportKeys.find((key) => key.startsWith('local:') && key.endsWith('.json'));
   if (!localReport) throw new Error(`the drill of ${backupId} stored no local JSON report (keys: ${result.reportKeys.join(', ')})`);
   const report = JSON.parse(await readFile(join(options.backupDir ?? ctx.backupDir, localReport.slice('local:'.length)), 'utf8')) as RestoreReport;
-  const restorePhaseMs = report.phases.find((p) => p.phase === 'restoring-database')?.durationMs;
-  if (restorePhaseMs === undefined) throw new Error(`the drill report of ${backupId} has no restoring-database phase`);
+  const restorePhaseMs = await restoreDatabaseMs(ctx, workflowId);
   return { sample, result, report, restorePhaseMs, workflowId };
 }
 

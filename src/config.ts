@@ -81,6 +81,7 @@
  * | RESTORE_APPROVERS | none | S13: comma list `name:role`, e.g. `alice:admin,bob:management` |
  * | RESTORE_APPROVAL_TIMEOUT | `24h` | S22: how long a restore waits for approval; `90s`, `30m`, `24h`, `1d12h` |
  * | RESTORE_TARGET_DB | DB_NAME | S21: the database a production Restore creates empty and loads; it must not exist yet (at most 63 bytes) |
+ * | RESTORE_JOBS | the cores (at most 8) | `pg_restore --jobs` of a restore or drill: parallel jobs, 1-64 |
  * | RESTORE_ASSET_DIR | ASSET_DIR | S23: absolute directory a production Restore puts the PDF files into; must be absent or empty |
  * | RESTORE_SMOKE_URLS | none | S21: comma list of http(s) URLs that must answer 2xx after a production Restore |
  * | RESTORE_ALLOWED_SIGNERS_FILE | - | S13: the approvers' OpenSSH public keys in `allowed_signers` form (`alice ssh-ed25519 AAAA...`), one line per key, each naming RESTORE_APPROVERS names only; approvals count only when signed by one of them (re-read at every verification) |
@@ -316,6 +317,8 @@ export interface Config {
     readonly approvalTimeoutMs: number;
     /** RESTORE_TARGET_DB, default DB_NAME. */
     readonly targetDatabase: string;
+    /** RESTORE_JOBS: pg_restore --jobs; undefined: the cores, at most 8 (src/pg/restore.ts). */
+    readonly jobs: number | undefined;
     /** RESTORE_ASSET_DIR, default ASSET_DIR when PDF_PROVIDER=local. */
     readonly assetDir: string | undefined;
     readonly smokeUrls: readonly string[];
@@ -477,6 +480,7 @@ export const CONFIG_VARIABLES = [
   'RESTORE_APPROVERS',
   'RESTORE_APPROVAL_TIMEOUT',
   'RESTORE_TARGET_DB',
+  'RESTORE_JOBS',
   'RESTORE_ASSET_DIR',
   'RESTORE_SMOKE_URLS',
   'RESTORE_ALLOWED_SIGNERS_FILE',
@@ -1110,6 +1114,7 @@ function envShape(backupDir: string) {
     ),
     RESTORE_APPROVAL_TIMEOUT: parsed('a positive duration such as 90s, 30m, 24h or 1d12h', duration).default(24 * MS_PER_UNIT.h),
     RESTORE_TARGET_DB: parsed('the name of the database a production Restore creates, at most 63 bytes', postgresName).optional(),
+    RESTORE_JOBS: integer(1, 64, 'a whole number of pg_restore jobs, 1-64').optional(),
     RESTORE_ASSET_DIR: parsed('the absolute directory a production Restore puts the PDF files into, without shell metacharacters', (value) =>
       path.isAbsolute(value) ? (unsafeCharacter(value) ?? path.normalize(value)) : new Wrong(`${show(value)} is not absolute`),
     ).optional(),
@@ -1435,6 +1440,7 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env, needs: Config
       approvers: v.RESTORE_APPROVERS,
       approvalTimeoutMs: v.RESTORE_APPROVAL_TIMEOUT,
       targetDatabase: (v.RESTORE_TARGET_DB ?? v.DB_NAME) as string,
+      jobs: v.RESTORE_JOBS,
       assetDir: v.RESTORE_ASSET_DIR ?? (v.PDF_PROVIDER === 'local' ? v.ASSET_DIR : undefined),
       smokeUrls: v.RESTORE_SMOKE_URLS,
       allowedSigners: v.RESTORE_ALLOWED_SIGNERS_FILE,

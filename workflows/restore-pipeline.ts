@@ -4,6 +4,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -42,6 +43,9 @@ import { createApprovalDesk } from './approval-desk.js';
 import { hostTimeoutSeconds, isHostLost, onOneHost } from './on-one-host.js';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 120;
+// Issue 16 (docs/DEPLOYS.md): histories recorded before these changes replay the old commands.
+const STREAMING_FETCH_PATCH = 'restore-streaming-fetch';
+const CONCURRENT_ASSETS_PATCH = 'restore-assets-alongside-database';
 
 // Long steps heartbeat; a dead worker is noticed within the heartbeat timeout (RestoreSelection.
 // heartbeatTimeoutSeconds) and the step is retried elsewhere. On cancellation the workflow waits
@@ -74,10 +78,15 @@ export interface PipelineOptions extends RestoreSelection {
 /**
  * The one pipeline behind RestoreDrill and Restore (DESIGN.md):
  *
- *   select the backup -> download + verify EVERY artifact (nothing decrypted or restored before)
+ *   select the backup -> download + verify EVERY artifact, all at once (nothing restored before)
  *   -> wait for `approve-restore` (reminder at half time, `not-approved` at the end) -> decrypt
  *   -> [apply roles] -> create the database empty, pg_restore -> unpack the files -> checks
  *   -> cleanup -> report (JSON + Markdown, phase durations = measured RTO) -> notice on failure.
+ *
+ * When decryption is allowed at fetch time (a drill with DRILL_DECRYPT_BEFORE_APPROVAL, or a run
+ * already approved) each artifact is downloaded, hashed and decrypted in one streaming pass; the
+ * plaintext is used only after the stored bytes' sha256 matched the manifest. A drill unpacks
+ * its files while pg_restore runs.
  *
  * No plaintext before approval: a production Restore decrypts only after it (its roles plan is
  * read from the globals artifact in memory); a drill decrypts before it when
@@ -253,9 +262,17 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
           };
 
           enter('downloading');
-          await onHost.longWork.fetchArtifacts(staged);
           let decrypted = false;
-          if (restorePlan.decryptBeforeApproval || approved) {
+          // Issue 16: when decryption is allowed now, one streaming pass per artifact (download,
+          // sha256 of the stored bytes, decrypt) instead of download, then decrypt.
+          if ((restorePlan.decryptBeforeApproval || approved) && patched(STREAMING_FETCH_PATCH)) {
+            plain = await onHost.longWork.fetchDecryptedArtifacts(staged);
+            decryption = { finishedAt: new Date(Date.now()).toISOString(), beforeApproval: !approved, host: host.hostId };
+            decrypted = true;
+          } else {
+            await onHost.longWork.fetchArtifacts(staged);
+          }
+          if (!decrypted && (restorePlan.decryptBeforeApproval || approved)) {
             await decrypt();
             decrypted = true;
           }
@@ -275,24 +292,49 @@ export async function runRestorePipeline(options: PipelineOptions): Promise<Rest
 
           enter('restoring-database');
           databaseStarted = true;
-          await onHost.longWork.restoreDatabase({ ...staged, plain, mode: options.mode, keepOwners: options.applyGlobals });
-          if (overlayPlan) {
-            enter('overlaying');
-            overlayResult = await onHost.longWork.overlayCritical({
-              ...run,
-              mode: options.mode,
-              repository: restorePlan.repository,
-              base: restorePlan.backup,
-              overlay: overlayPlan,
-            });
+          // Issue 16: a drill unpacks its PDF files while the database is restored. A production
+          // Restore keeps the order (files land in RESTORE_ASSET_DIR only after a complete database).
+          // The phases stay a partition of the wall time: `restoring-database` covers the
+          // concurrent part, `restoring-assets` only the time still waited for the files after it.
+          const assetsAlongside =
+            options.mode === 'drill' && restorePlan.backup.artifacts.assets && patched(CONCURRENT_ASSETS_PATCH) ? new CancellationScope() : undefined;
+          const assetsWork = assetsAlongside?.run(() => onHost.longWork.restoreAssets({ ...staged, plain, mode: options.mode }));
+          // Awaited below; an early failure must not count as an unhandled rejection meanwhile.
+          assetsWork?.catch(() => undefined);
+          try {
+            await restoreDatabaseAndOverlay();
+          } catch (error) {
+            if (assetsWork) {
+              // Never leave the unpacking running into the cleanup.
+              assetsAlongside!.cancel();
+              await assetsWork.catch(() => undefined);
+            }
+            throw error;
           }
           databaseComplete = true;
           let files;
-          if (restorePlan.backup.artifacts.assets) {
+          if (assetsWork) {
+            enter('restoring-assets');
+            files = await assetsWork;
+          } else if (restorePlan.backup.artifacts.assets) {
             enter('restoring-assets');
             files = await onHost.longWork.restoreAssets({ ...staged, plain, mode: options.mode });
           }
           return { approved: true as const, files };
+
+          async function restoreDatabaseAndOverlay(): Promise<void> {
+            await onHost.longWork.restoreDatabase({ ...staged, plain, mode: options.mode, keepOwners: options.applyGlobals });
+            if (overlayPlan) {
+              enter('overlaying');
+              overlayResult = await onHost.longWork.overlayCritical({
+                ...run,
+                mode: options.mode,
+                repository: restorePlan.repository,
+                base: restorePlan.backup,
+                overlay: overlayPlan,
+              });
+            }
+          }
         },
       });
       if (!chained.approved) {

@@ -22,8 +22,9 @@ import {
  * Streaming OpenPGP for backup artifacts, interoperable with GnuPG 2.2: operators must be able
  * to decrypt a backup with plain `gpg --decrypt` when this tool is gone.
  *
- * Trust model for decryption: callers MUST first verify the ciphertext's sha256 against the
- * backup manifest, and only then decrypt. Decryption streams (`allowUnauthenticatedStream`),
+ * Trust model for decryption: callers MUST use decrypted bytes only once the ciphertext's sha256
+ * matched the backup manifest: verify first and then decrypt, or hash the ciphertext while it is
+ * decrypted and discard the plaintext unless it matched (activities/restore-stream.ts). Decryption streams (`allowUnauthenticatedStream`),
  * so plaintext is released before the MDC at the end of the message is checked; the MDC is
  * still checked, and a modified message fails the stream at its end.
  */
@@ -34,6 +35,16 @@ import {
  */
 export class OpenPgpKeyError extends Error {
   override readonly name = 'OpenPgpKeyError';
+}
+
+/** A message encrypted for none of the held keys; `missingKeyIds` (upper-case hex) lets callers name them. */
+export class MissingRecipientKeyError extends OpenPgpKeyError {
+  constructor(
+    message: string,
+    readonly missingKeyIds: readonly string[],
+  ) {
+    super(message);
+  }
 }
 
 const ENCRYPT_CONFIG: PartialConfig = {
@@ -236,8 +247,8 @@ export function missingRecipientKeyIds(recipientKeyIds: readonly string[], avail
 
 /**
  * Decrypts a binary OpenPGP message from `input` with whichever of `privateKeys` it is
- * encrypted to, streaming. Callers MUST have verified the ciphertext's sha256 against the
- * manifest first (see the top of this file): the plaintext is released before the MDC is
+ * encrypted to, streaming. Callers MUST use the plaintext only once the ciphertext's sha256
+ * matched the manifest (see the top of this file): the plaintext is released before the MDC is
  * checked at the end of the stream, and a modified message only fails there, as an error of
  * the returned stream. A rejection destroys `input`.
  */
@@ -253,8 +264,9 @@ export async function decryptStream(input: Readable, privateKeys: DecryptionKeys
     const missing = missingRecipientKeyIds(recipientIds.map((id) => id.toHex().toUpperCase()), privateKeys.keyIds);
     if (recipientIds.length === 0 || missing.length > 0) {
       const intendedFor = recipientIds.length === 0 ? 'no public key' : `key id ${hexIds(recipientIds)}`;
-      throw new OpenPgpKeyError(
+      throw new MissingRecipientKeyError(
         `the backup is encrypted for ${intendedFor}; GPG_PRIVATE_KEY_FILE holds ${privateKeys.describe()} with key ids ${privateKeys.keyIds.join(', ')}`,
+        missing,
       );
     }
     // Only the fitting keys: openpgp would otherwise try every key on an anonymous recipient too.

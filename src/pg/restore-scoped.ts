@@ -18,7 +18,7 @@ export async function restoreScopedDump(
   db: DbConnection,
   name: string,
   dumpFile: string,
-  options: { workDir: string; pgBinDir?: string; serverMajor?: number; keepOwners?: boolean; signal?: AbortSignal },
+  options: { workDir: string; pgBinDir?: string; serverMajor?: number; jobs?: number; keepOwners?: boolean; signal?: AbortSignal },
 ): Promise<{ notValidConstraints: string[] }> {
   const pgRestore = await resolvePgTool('pg_restore', { binDir: options.pgBinDir, serverMajor: options.serverMajor });
   const run = (args: string[]) => runTool(pgRestore, args, { signal: options.signal, permanentErrors: PERMANENT_PG_ERRORS, installHint: PG_INSTALL_HINT });

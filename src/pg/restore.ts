@@ -33,6 +33,11 @@ export async function dropDatabase(db: DbConnection, name: string): Promise<void
   }
 }
 
+/** pg_restore --jobs when RESTORE_JOBS is not set: the cores, at most 8. */
+export function defaultRestoreJobs(): number {
+  return Math.max(1, Math.min(availableParallelism(), 8));
+}
+
 /**
  * `pg_restore` of a custom-format dump file into database `name`, with parallel jobs
  * (custom format on a seekable file allows -j). `--exit-on-error`: a partial restore is a
@@ -57,7 +62,7 @@ export async function restoreDump(
   } = {},
 ): Promise<void> {
   const pgRestore = await resolvePgTool('pg_restore', { binDir: options.pgBinDir, serverMajor: options.serverMajor });
-  const jobs = options.jobs ?? Math.max(1, Math.min(availableParallelism(), 8));
+  const jobs = options.jobs ?? defaultRestoreJobs();
   const args = ['--exit-on-error', `--jobs=${jobs}`, `--dbname=${conninfoDatabase(name)}`];
   if (!options.keepOwners) args.push('--no-owner');
   if (options.noPrivileges) args.push('--no-privileges');

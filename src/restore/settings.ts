@@ -65,6 +65,7 @@ export async function createRestoreSettings(
     drillAcceptUnsigned: config.drill.acceptUnsignedApprovals,
     drillDecryptBeforeApproval: config.drill.decryptBeforeApproval,
     targetDatabase: config.restore.targetDatabase,
+    ...(config.restore.jobs !== undefined ? { restoreJobs: config.restore.jobs } : {}),
     targetAssetDir: config.restore.assetDir,
     drillServer: drillServer(config),
     checks: {

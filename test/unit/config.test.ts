@@ -396,6 +396,9 @@ const rows: Row[] = [
   { env: { DB_LOCK_TIMEOUT: '1d1s' }, names: ['DB_LOCK_TIMEOUT'], fragment: '"1d1s" is longer than 24h' },
   { env: { DB_LOCK_TIMEOUT: '0s' }, names: ['DB_LOCK_TIMEOUT'], fragment: 'not a positive duration' },
   { env: { RESTORE_TARGET_DB: 'r'.repeat(64) }, names: ['RESTORE_TARGET_DB'], fragment: 'is 64 bytes long' },
+  { env: { RESTORE_JOBS: '0' }, names: ['RESTORE_JOBS'], fragment: 'a whole number of pg_restore jobs, 1-64' },
+  { env: { RESTORE_JOBS: '65' }, names: ['RESTORE_JOBS'], fragment: 'a whole number of pg_restore jobs, 1-64' },
+  { env: { RESTORE_JOBS: 'cores' }, names: ['RESTORE_JOBS'], fragment: 'a whole number of pg_restore jobs, 1-64' },
   { env: { RESTORE_ASSET_DIR: 'restored/assets' }, names: ['RESTORE_ASSET_DIR'], fragment: 'is not absolute' },
   { env: { RESTORE_ASSET_DIR: '/srv/$(id)' }, names: ['RESTORE_ASSET_DIR'], fragment: 'shell metacharacter' },
   { env: { RESTORE_SMOKE_URLS: 'https://erp4.example.com/health,ftp://x' }, names: ['RESTORE_SMOKE_URLS'], fragment: '"ftp://x" is not valid' },
@@ -512,6 +515,8 @@ describe('loadConfig: every problem at once', () => {
 describe('loadConfig: valid settings', () => {
   it('applies the defaults to the smallest environment, and reads an empty value as unset', () => {
     const config = loadConfig({ DB_NAME: 'erp4', DB_HOST: '', S3_BUCKET: '' });
+    // RESTORE_JOBS unset: pg_restore follows the cores (src/pg/restore.ts).
+    expect(config.restore.jobs).toBeUndefined();
     expect(redactedConfig(config)).toEqual({
       env: 'poc',
       timeZone: 'Asia/Tokyo',
@@ -631,6 +636,7 @@ describe('loadConfig: valid settings', () => {
       RESTORE_APPROVERS: 'alice:admin, bob:management',
       RESTORE_APPROVAL_TIMEOUT: '1d12h',
       RESTORE_TARGET_DB: 'erp4_restored',
+      RESTORE_JOBS: '3',
       RESTORE_SMOKE_URLS: 'https://erp4.example.com/health, https://erp4.example.com/api/invoices?limit=1',
       RESTORE_ALLOWED_SIGNERS_FILE: allowedSignersFile,
       DRILL_ACCEPT_UNSIGNED_APPROVALS: '1',
@@ -740,6 +746,7 @@ describe('loadConfig: valid settings', () => {
         ],
         approvalTimeoutMs: 36 * 3600 * 1000,
         targetDatabase: 'erp4_restored',
+        jobs: 3,
         assetDir,
         smokeUrls: ['https://erp4.example.com/health', 'https://erp4.example.com/api/invoices?limit=1'],
         allowedSigners: {

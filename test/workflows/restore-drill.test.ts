@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WorkflowFailedError } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RestoreReport } from '../../src/restore/report.js';
 import { artifactKey, backupIdFor, manifestKey } from '../../src/layout.js';
 import { parseManifest, serializeManifest } from '../../src/manifest.js';
@@ -66,6 +67,8 @@ describe('RestoreDrill', () => {
         DRILL_LATEST_DATA_QUERY: 'SELECT max(issued_at) FROM invoices',
         DRILL_CHECKS_FILE: CHECKS_FILE,
         DRILL_SMOKE_URLS: `${receiver.url}/health`,
+        // Not the default (the cores): the log line below shows it reached pg_restore.
+        RESTORE_JOBS: '1',
         DRILL_BATCH_RESUME_QUERY: `SELECT name AS job, status <> 'running' AND cursor <= (SELECT coalesce(max(id), 0) FROM invoices) AS resumable FROM batch_jobs`,
       },
     });
@@ -100,7 +103,8 @@ describe('RestoreDrill', () => {
     expect(waiting.backup?.id).toBe(backup.backupId);
     expect(waiting.database).toBe(scratchOf(workflowId));
     expect(waiting.database).toMatch(/^drill_\d{8}t\d{6}z_daily_[0-9a-f]{6}$/);
-    expect(waiting.phases.map((p) => p.phase)).toEqual(['selecting', 'downloading', 'decrypting']);
+    // One streaming pass per artifact: download, sha256, decrypt (no separate decrypting phase).
+    expect(waiting.phases.map((p) => p.phase)).toEqual(['selecting', 'downloading']);
     // DRILL_DECRYPT_BEFORE_APPROVAL defaults to true: a drill decrypts while it waits, and says so.
     expect(waiting.decryption).toMatchObject({ beforeApproval: true });
     expect(await databasesLike(s, scratchOf(workflowId))).toEqual([]);
@@ -129,9 +133,19 @@ describe('RestoreDrill', () => {
       expect(report.generation).toMatchObject({ backupId: backup.backupId, generatedAt: backup.generatedAt });
       expect(report.approvals.accepted).toMatchObject([{ approver: 'alice', role: 'admin', comment: 'monthly drill' }]);
       expect(report.phases.map((p) => p.phase)).toEqual([
-        'selecting', 'downloading', 'decrypting', 'awaiting-approval', 'restoring-database', 'restoring-assets', 'checking', 'cleaning-up',
+        'selecting', 'downloading', 'awaiting-approval', 'restoring-database', 'restoring-assets', 'checking', 'cleaning-up',
       ]);
       expect(report.rto.measuredMs).toBeGreaterThan(0);
+      // The phases partition the wall time (each starts where the previous ended), so the
+      // measured RTO is their sum although the files were unpacked alongside pg_restore.
+      for (let i = 1; i < report.phases.length; i++) {
+        const previous = report.phases[i - 1]!;
+        expect(Date.parse(report.phases[i]!.startedAt)).toBe(Date.parse(previous.startedAt) + previous.durationMs);
+      }
+      const excluded = ['awaiting-approval', 'cleaning-up', 'reporting'];
+      expect(report.phases.filter((p) => !excluded.includes(p.phase)).reduce((sum, p) => sum + p.durationMs, 0)).toBe(report.rto.measuredMs);
+      expect(report.rto.measuredMs).toBe(result.rtoMs);
+      expect(report.decryption).toMatchObject({ beforeApproval: true });
       expect(report.checks).toEqual(result.checks);
       expect(report.target).toMatchObject({ kept: false });
     }
@@ -139,6 +153,29 @@ describe('RestoreDrill', () => {
     expect((await reader('s3').getBytes(markdownKey.slice(3))).toString('utf8')).toContain(`: PASSED`);
     expect(await databasesLike(s, scratchOf(workflowId))).toEqual([]);
     expect(existsSync(`${product.runtime.stagingRoot}/restore-${(await handle.describe()).runId}`)).toBe(false);
+
+    // The PDF files were unpacked while the database was restored: restoreAssets was scheduled
+    // before restoreDatabase completed.
+    const scheduled = new Map<string, { name: string; eventId: number }>();
+    let assetsScheduledAt: number | undefined;
+    let databaseCompletedAt: number | undefined;
+    for (const event of (await handle.fetchHistory()).events ?? []) {
+      const eventId = Number(event.eventId);
+      const schedule = event.activityTaskScheduledEventAttributes;
+      if (schedule) {
+        scheduled.set(String(eventId), { name: schedule.activityType?.name ?? '?', eventId });
+        if (schedule.activityType?.name === 'restoreAssets') assetsScheduledAt = eventId;
+      }
+      const completed = event.activityTaskCompletedEventAttributes;
+      if (completed && scheduled.get(String(completed.scheduledEventId))?.name === 'restoreDatabase') databaseCompletedAt = eventId;
+    }
+    expect(assetsScheduledAt).toBeDefined();
+    expect(databaseCompletedAt).toBeDefined();
+    expect(assetsScheduledAt!).toBeLessThan(databaseCompletedAt!);
+
+    // RESTORE_JOBS reached pg_restore.
+    const log = await readFile(join(inject('services').workDir, 'logs', `workers-restore-drill-${process.pid}.log`), 'utf8');
+    expect(log).toMatch(new RegExp(`pg_restore starts \\{[^\\n]*"database":"${scratchOf(workflowId)}"[^\\n]*"jobs":1[,}]`));
   });
 
   it('from the SFTP repository with "latest" restores the newest COMPLETE backup there', async () => {
@@ -175,7 +212,8 @@ describe('RestoreDrill', () => {
     await s3.putBytes(key, flipped);
     try {
       const workflowId = `drill-flipped-${process.pid}`;
-      const handle = await startDrill(workflowId, { backupId: backup.backupId, repository: 's3' });
+      // Files kept: the staging directory shows what the streaming pass left behind.
+      const handle = await startDrill(workflowId, { backupId: backup.backupId, repository: 's3', keepScratch: true });
       const failure = await handle.result().then(
         () => undefined,
         (error: unknown) => error,
@@ -192,6 +230,15 @@ describe('RestoreDrill', () => {
       expect(report.failure?.cause).toContain(key);
       expect(report.target.database).toBeUndefined();
       expect(receiver.notices.some((n) => n.event === 'drill-failed' && n.workflow_id === workflowId && n.failed_step === 'downloading')).toBe(true);
+      // Not retried (non-retryable), and no plaintext of the altered artifact, final or temporary.
+      const events = (await handle.fetchHistory()).events ?? [];
+      expect(events.filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1)).toEqual([]);
+      const activityFailure = events.find((e) => e.activityTaskFailedEventAttributes)?.activityTaskFailedEventAttributes?.failure;
+      expect(activityFailure?.applicationFailureInfo).toMatchObject({ type: 'ArtifactChecksumMismatch', nonRetryable: true });
+      const staging = join(product.runtime.stagingRoot, `restore-${(await handle.describe()).runId}`);
+      const left = await readdir(staging);
+      expect(left.filter((name) => name.includes('db.') || name.includes('.tmp-'))).toEqual([]);
+      await rm(staging, { recursive: true, force: true });
     } finally {
       await s3.putBytes(key, original);
     }
