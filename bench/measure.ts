@@ -13,6 +13,17 @@ export interface Sample {
   peakRssBytes: number;
   /** For the product: the largest summed RSS of the worker and its children (pg_dump, pg_restore...), sampled from /proc. */
   treePeakRssBytes?: number;
+  /**
+   * CPU time of the WHOLE machine while it ran (/proc/stat: every process, the PostgreSQL server,
+   * moto, sshd, the Temporal server included): near wall x cores means the run was CPU-bound.
+   */
+  machineBusyMs?: number;
+}
+
+/** Non-idle CPU time of all cores since boot (/proc/stat's first line: user nice system idle iowait irq softirq steal). */
+export async function machineBusyMs(): Promise<number> {
+  const [user, nice, system, , , irq, softirq, steal] = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return ((user! + nice! + system! + irq! + softirq! + (steal ?? 0)) * 1000) / CLOCK_TICKS;
 }
 
 const GNU_TIME = '/usr/bin/time';
@@ -37,9 +48,11 @@ export async function timeShell(script: string, env: NodeJS.ProcessEnv): Promise
   const scriptPath = join(dir, 'script.sh');
   await writeFile(scriptPath, `set -euo pipefail\n${script}\n`);
   try {
+    const busyBefore = await machineBusyMs();
     await runCommand(GNU_TIME, ['-f', '%e %U %S %M', '-o', report, 'bash', scriptPath], { env });
+    const machine = (await machineBusyMs()) - busyBefore;
     const [wall, user, system, maxRssKb] = (await readFile(report, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number);
-    return { wallMs: wall! * 1000, cpuMs: (user! + system!) * 1000, peakRssBytes: maxRssKb! * 1024 };
+    return { wallMs: wall! * 1000, cpuMs: (user! + system!) * 1000, peakRssBytes: maxRssKb! * 1024, machineBusyMs: machine };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -77,6 +90,7 @@ export function residentBytes(pid: number): Promise<number> {
 export async function measureProcess<T>(pid: number, work: () => Promise<T>): Promise<{ sample: Sample; result: T }> {
   await writeFile(`/proc/${pid}/clear_refs`, '5');
   const cpuBefore = await cpuMsOf(pid);
+  const busyBefore = await machineBusyMs();
   const tree = sampleTreePeak(pid);
   const started = performance.now();
   let result: T;
@@ -87,9 +101,10 @@ export async function measureProcess<T>(pid: number, work: () => Promise<T>): Pr
     throw error;
   }
   const wallMs = performance.now() - started;
+  const machine = (await machineBusyMs()) - busyBefore;
   // As sampled: 100 ms apart, it can miss a short peak that the worker's own VmHWM holds (then it is below VmHWM).
   const treePeakRssBytes = await tree.stop();
-  const sample = { wallMs, cpuMs: (await cpuMsOf(pid)) - cpuBefore, peakRssBytes: await statusBytes(pid, 'VmHWM'), treePeakRssBytes };
+  const sample = { wallMs, cpuMs: (await cpuMsOf(pid)) - cpuBefore, peakRssBytes: await statusBytes(pid, 'VmHWM'), treePeakRssBytes, machineBusyMs: machine };
   return { sample, result };
 }
 
@@ -107,5 +122,6 @@ export function median(samples: readonly Sample[]): Sample {
     ...(samples.every((s) => s.treePeakRssBytes !== undefined) && samples.length > 0
       ? { treePeakRssBytes: mid(samples.map((s) => s.treePeakRssBytes!)) }
       : {}),
+    ...(samples.every((s) => s.machineBusyMs !== undefined) && samples.length > 0 ? { machineBusyMs: mid(samples.map((s) => s.machineBusyMs!)) } : {}),
   };
 }

@@ -105,8 +105,10 @@ export function renderMarkdown(r: BenchResults): string {
   const p = r.pipelines;
   const inputBytes = r.dataset.databaseBytes + r.dataset.assetBytes;
   const rss = (s: Sample) => (s.treePeakRssBytes === undefined ? mb(s.peakRssBytes) : `${mb(s.peakRssBytes)} (tree ${mb(s.treePeakRssBytes)})`);
+  // The whole machine's CPU over the run, as a share of all its cores: ~100% = CPU-bound.
+  const busy = (s: Sample) => (s.machineBusyMs === undefined ? '-' : `${seconds(s.machineBusyMs)} (${Math.round((100 * s.machineBusyMs) / (s.wallMs * cpus().length))}%)`);
   const row = (name: string, s: Sample, output: string, throughputBytes: number) =>
-    `| ${name} | ${seconds(s.wallMs)} | ${seconds(s.cpuMs)} | ${rss(s)} | ${(throughputBytes / MB / (s.wallMs / 1000)).toFixed(1)} MB/s | ${output} |`;
+    `| ${name} | ${seconds(s.wallMs)} | ${seconds(s.cpuMs)} | ${busy(s)} | ${rss(s)} | ${(throughputBytes / MB / (s.wallMs / 1000)).toFixed(1)} MB/s | ${output} |`;
   const ours = p.nightlyBackup.median;
   const restorePhase = medianOf(r.restore.drillRestorePhaseMs);
   const rto = medianOf(r.restore.drillRtoMs);
@@ -120,8 +122,8 @@ export function renderMarkdown(r: BenchResults): string {
     `Dataset: database ${mb(r.dataset.databaseBytes)} on disk (${Object.entries(r.dataset.rows).map(([t, n]) => `${t} ${n.toLocaleString('en-US')}`).join(', ')}); ` +
       `${r.dataset.assetFiles.toLocaleString('en-US')} PDF-like files, ${mb(r.dataset.assetBytes)}. Median of ${r.repetitions} repetition(s).`,
     '',
-    '| Pipeline | Wall | CPU (user+sys) | Peak RSS | Throughput (input) | Output |',
-    '|---|---|---|---|---|---|',
+    '| Pipeline | Wall | CPU (user+sys) | Machine CPU busy | Peak RSS | Throughput (input) | Output |',
+    '|---|---|---|---|---|---|---|',
     row('Baseline A: pg_dump -Fc, pg_dumpall, tar, gpg, S3 upload, scp (one after another)', p.baselineA.median, `${mb(r.sizes.baselineStoredBytes)} per repository`, inputBytes),
     row('Floor: pg_dump -Fc -Z0 --no-sync -f /dev/null', p.floor.median, '-', r.dataset.databaseBytes),
     row('**NightlyBackup** (Temporal, OpenPGP, local + S3 + SFTP; worker process)', ours, `${mb(r.sizes.oursStoredBytes)} per repository (db ${mb(r.sizes.oursDbBytes)})`, inputBytes),
@@ -134,6 +136,7 @@ export function renderMarkdown(r: BenchResults): string {
     "process (`node dist/src/cli.js worker`) from /proc: its CPU plus that of the children it reaped (pg_dump, pg_restore...),",
     'its own VmHWM (reset before each repetition) and, as "tree", the largest sum of the RSS of the worker and all its',
     'descendants, sampled every 100 ms. The PostgreSQL server\'s CPU (the same work in every pipeline) is in neither.',
+    `Machine CPU busy: every process\'s CPU time during the run (/proc/stat: PostgreSQL, moto, sshd and the Temporal server too), and its share of wall x ${cpus().length} cores.`,
     '',
     '| Target | Measured | Limit | Verdict |',
     '|---|---|---|---|',

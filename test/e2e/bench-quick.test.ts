@@ -51,6 +51,10 @@ describe('npm run bench -- --quick', () => {
         const sample = results.pipelines[pipeline].median;
         expect(sample.treePeakRssBytes, pipeline).toBeGreaterThan(50e6);
       }
+      // The whole machine's CPU was counted for every pipeline (it includes the worker's own).
+      for (const [pipeline, { median }] of Object.entries(results.pipelines)) expect(median.machineBusyMs, pipeline).toBeGreaterThan(0);
+      expect(results.pipelines.restoreDrill.median.machineBusyMs).toBeGreaterThanOrEqual(results.pipelines.restoreDrill.median.cpuMs * 0.9);
+      expect(results.emptyProfile.at(-1)).toMatch(/^workflow total: /);
       expect(results.restore.emptyDrillRtoMs).toHaveLength(1);
       expect(results.drillPhases.map((p) => p.phase)).toContain('restoring-database');
       expect(results.dataset.rows['invoices']).toBeGreaterThan(0);
