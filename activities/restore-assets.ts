@@ -29,7 +29,10 @@ export async function restoreAssetArchive(archivePath: string, targetDir: string
   await rm(unpacking, { recursive: true, force: true });
   await mkdir(unpacking, { recursive: true, mode: 0o700 });
   // strict: any warning (a bad header, a path that would leave the directory) is an error.
-  await extract({ file: archivePath, cwd: unpacking, strict: true, preservePaths: false });
+  // maxReadSize: node-tar reads the archive 16 MiB at a time by default, and file bodies keep
+  // their chunk alive until written: peak RSS of unpacking 200 MB of PDFs 139-143 -> 109-112 MB
+  // at 1 MiB, at the same speed (measured alone on this machine; 256 KiB was slower).
+  await extract({ file: archivePath, cwd: unpacking, strict: true, preservePaths: false, maxReadSize: 1024 * 1024 });
   const { fileCount, bytes } = await countFiles(unpacking);
   await mkdir(dirname(targetDir), { recursive: true });
   if (await isDirectory(targetDir)) await rmdir(targetDir);
