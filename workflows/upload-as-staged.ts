@@ -25,8 +25,8 @@ export interface UploadAsStagedInput {
  * Stages the backup's artifacts (database dump, globals, PDF archive: in parallel) and puts each
  * into every repository as soon as it is staged: the database goes up while the PDF archive is
  * still being written, and the other way round. One uploadArtifacts activity per (repository,
- * artifact), so each repository still retries alone; the caller writes the manifests after this
- * returns, i.e. once every repository holds every artifact.
+ * artifact), one at a time per repository, so each repository still retries alone; the caller
+ * writes the manifests after this returns, i.e. once every repository holds every artifact.
  *
  * Every object carries the database snapshot's time and schema version as metadata (README), which
  * the dump returns when it ends: globals and the PDF archive go up once they are staged AND the dump
@@ -44,11 +44,26 @@ export async function dumpAndUploadAsStaged(
   const artifactCount = input.withAssets ? 3 : 2;
   const uploaded = new Map(input.repositories.map((repository) => [repository, 0]));
 
+  // One upload at a time per repository, in the order the artifacts are staged. Side by side they
+  // were no faster (1 GB bench: the db and the PDF archive went to S3 in 17.2 s and 20.0 s at the
+  // same time; moto and sshd are CPU-bound on this machine), and each S3 upload buffers up to
+  // queueSize + 1 parts (40 MiB at 8 MiB parts) in the worker.
+  const queues = new Map<string, Promise<unknown>>(input.repositories.map((repository) => [repository, Promise.resolve()]));
+  /** True once `work` ran; false when it was not started because an upload had failed meanwhile. */
+  const enqueue = (repository: string, work: () => Promise<void>): Promise<boolean> => {
+    const next = queues.get(repository)!.then(async () => {
+      if (failed) return false;
+      await work();
+      return true;
+    });
+    queues.set(repository, next.catch(() => undefined));
+    return next;
+  };
   const upload = async (artifact: StagedArtifact, db: DatabaseDump): Promise<void> => {
     const metadata = { env: input.env, generated_at: db.generatedAt, schema_version: db.schemaVersion };
     await allSettledOrThrow(
       input.repositories.map(async (repository) => {
-        await longWork.uploadArtifacts({ repository, artifacts: [artifact], metadata });
+        if (!(await enqueue(repository, () => longWork.uploadArtifacts({ repository, artifacts: [artifact], metadata })))) return;
         const count = (uploaded.get(repository) ?? 0) + 1;
         uploaded.set(repository, count);
         if (count === artifactCount) progress.repositoriesDone.push(repository);

@@ -84,5 +84,23 @@ describe('NightlyBackup uploads each artifact as soon as it is staged', () => {
       expect(backups.map((b) => b.id)).toEqual([result.backupId]);
       expect(Object.keys(backups[0]!.artifacts).sort()).toEqual(['assets', 'db', 'globals']);
     }
+
+    // One upload at a time per repository (workflows/upload-as-staged.ts): in the history, each
+    // repository's next uploadArtifacts is scheduled only after its previous one closed.
+    const uploads = new Map<string, string>();
+    const timeline = new Map<string, Array<'scheduled' | 'closed'>>();
+    for (const event of (await handle.fetchHistory()).events ?? []) {
+      const scheduled = event.activityTaskScheduledEventAttributes;
+      if (scheduled?.activityType?.name === 'uploadArtifacts') {
+        const { repository } = JSON.parse(Buffer.from(scheduled.input!.payloads![0]!.data!).toString('utf8')) as { repository: string };
+        uploads.set(String(event.eventId), repository);
+        timeline.set(repository, [...(timeline.get(repository) ?? []), 'scheduled']);
+      }
+      const closed = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes;
+      const repository = closed && uploads.get(String(closed.scheduledEventId));
+      if (repository) timeline.set(repository, [...timeline.get(repository)!, 'closed']);
+    }
+    expect([...timeline.keys()].sort()).toEqual([...result.repositories].sort());
+    for (const [repository, steps] of timeline) expect(steps, repository).toEqual(['scheduled', 'closed', 'scheduled', 'closed', 'scheduled', 'closed']);
   });
 });
