@@ -84,7 +84,8 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-async function countFiles(dir: string): Promise<{ fileCount: number; bytes: number }> {
+/** Number and total size of the regular files under `dir`, recursively (symbolic links not followed). */
+export async function countFiles(dir: string): Promise<{ fileCount: number; bytes: number }> {
   let fileCount = 0;
   let bytes = 0;
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from '../src/dev/processes.js';
 import { sampleTreePeak } from './process-tree.js';
+import { medianOf } from './targets.js';
 
 /** One measured run: wall and CPU time (user + system, children included) and peak RSS. */
 export interface Sample {
@@ -110,11 +111,7 @@ export async function measureProcess<T>(pid: number, work: () => Promise<T>): Pr
 
 /** The median of each measure over repetitions (each measure on its own). */
 export function median(samples: readonly Sample[]): Sample {
-  const mid = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const half = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? sorted[half]! : (sorted[half - 1]! + sorted[half]!) / 2;
-  };
+  const mid = medianOf;
   return {
     wallMs: mid(samples.map((s) => s.wallMs)),
     cpuMs: mid(samples.map((s) => s.cpuMs)),

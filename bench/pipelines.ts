@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import pg from 'pg';
+import { countFiles } from '../activities/restore-assets.js';
 import { runCommand } from '../src/dev/processes.js';
 import { backupIdFor } from '../src/layout.js';
 import { parseManifest, type Manifest } from '../src/manifest.js';
@@ -164,18 +165,6 @@ tar -xf assets.tar -C assets
   return { sample, database, assetDir, dir };
 }
 
-/** Number and total size of the regular files under `dir`, recursively. */
-export async function fileTotals(dir: string): Promise<{ files: number; bytes: number }> {
-  let files = 0;
-  let bytes = 0;
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    files += 1;
-    bytes += (await stat(join(entry.parentPath, entry.name))).size;
-  }
-  return { files, bytes };
-}
-
 /**
  * Checks that baseline B restored everything: the database's row counts and money totals equal
  * the source's, the extracted PDF files' count and bytes equal the generated ones. Drops the
@@ -185,11 +174,11 @@ export async function verifyBaselineB(ctx: BenchContext, output: BaselineBOutput
   try {
     const restored = await dataSummary(ctx, output.database);
     if (restored !== source) throw new Error(`baseline B's restored data ${restored} differs from the source ${source}`);
-    const extracted = await fileTotals(output.assetDir);
-    if (extracted.files !== assets.files || extracted.bytes !== assets.bytes) {
-      throw new Error(`baseline B extracted ${extracted.files} files, ${extracted.bytes} bytes; the source has ${assets.files} files, ${assets.bytes} bytes`);
+    const extracted = await countFiles(output.assetDir);
+    if (extracted.fileCount !== assets.files || extracted.bytes !== assets.bytes) {
+      throw new Error(`baseline B extracted ${extracted.fileCount} files, ${extracted.bytes} bytes; the source has ${assets.files} files, ${assets.bytes} bytes`);
     }
-    return `restored from S3: data equal to the source, ${extracted.files} PDF files of ${extracted.bytes} bytes as in the source`;
+    return `restored from S3: data equal to the source, ${extracted.fileCount} PDF files of ${extracted.bytes} bytes as in the source`;
   } finally {
     await dropDatabase(ctx, output.database);
     await rm(output.dir, { recursive: true, force: true });
