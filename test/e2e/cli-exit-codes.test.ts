@@ -1,13 +1,9 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { openRepository } from '../../src/repositories.js';
 import { runCli } from '../helpers/cli.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
-import { writeSyntheticBackup } from '../helpers/synthetic-backups.js';
+import { writeGoodAndCorruptBackups } from '../helpers/synthetic-backups.js';
 
 // The README's exit-code table, command by command, with the built CLI against real services:
 // 0 ok, 1 the command found a problem, 2 usage or configuration, 3 the run failed or a service is unreachable.
@@ -21,13 +17,8 @@ describe('erp4-backup exit codes', () => {
   beforeAll(async () => {
     // Drills restore without waiting for approve-restore, so a drill of a broken backup ends on its own.
     env = await productEnv(s, 'exit-codes', { assets: false, s3: true, env: { BACKUP_ENV: 'exit-codes', DRILL_PREAPPROVED: 'true' } });
-    const local = openRepository(loadConfig(env), 'writer', 'local')!;
     // Its own env: drill and restore workflow ids (`drill-<env>-<second>`) never meet another file's.
-    const layout = { env: 'exit-codes', prefix: 'erp4' };
-    await writeSyntheticBackup(local, layout, { id: good, kind: 'daily', generatedAt: '2026-11-01T17:00:00Z', pinned: false });
-    const manifest = await writeSyntheticBackup(local, layout, { id: corrupt, kind: 'daily', generatedAt: '2026-11-02T17:00:00Z', pinned: false });
-    await writeFile(join(env.BACKUP_DIR!, manifest.artifacts.db!.key), 'not what the manifest says\n');
-    await local.close();
+    await writeGoodAndCorruptBackups(env, { good, corrupt });
     product = await startProduct(s, env);
   });
   afterAll(async () => product?.close());

@@ -1,12 +1,8 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { openRepository } from '../../src/repositories.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { productEnv, startProduct, type RunningProduct } from '../helpers/product.js';
 import { services } from '../helpers/services.js';
-import { writeSyntheticBackup } from '../helpers/synthetic-backups.js';
+import { writeGoodAndCorruptBackups } from '../helpers/synthetic-backups.js';
 
 /** `--json`: stdout is exactly one JSON document (JSON.parse of the whole of it), whatever else the command says on stderr. */
 function document(result: CliResult): Record<string, unknown> {
@@ -25,13 +21,8 @@ describe('erp4-backup --json on every command that reports', () => {
 
   beforeAll(async () => {
     env = await productEnv(s, 'json', { assets: false, env: { BACKUP_ENV: 'json', DRILL_PREAPPROVED: 'true' } });
-    const local = openRepository(loadConfig(env), 'writer', 'local')!;
     // Its own env: drill and restore workflow ids (`drill-<env>-<second>`) never meet another file's.
-    const layout = { env: 'json', prefix: 'erp4' };
-    await writeSyntheticBackup(local, layout, { id: good, kind: 'daily', generatedAt: '2026-11-01T17:00:00Z', pinned: false });
-    const manifest = await writeSyntheticBackup(local, layout, { id: corrupt, kind: 'daily', generatedAt: '2026-11-02T17:00:00Z', pinned: false });
-    await writeFile(join(env.BACKUP_DIR!, manifest.artifacts.db!.key), 'not what the manifest says\n');
-    await local.close();
+    await writeGoodAndCorruptBackups(env, { good, corrupt });
     product = await startProduct(s, env);
   });
   afterAll(async () => product?.close());

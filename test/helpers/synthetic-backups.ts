@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config.js';
 import { artifactKey, manifestKey, type LayoutOptions } from '../../src/layout.js';
 import { MANIFEST_FORMAT, serializeManifest, type Manifest } from '../../src/manifest.js';
 import type { BackupRecord } from '../../src/retention.js';
+import { openRepository } from '../../src/repositories.js';
 import type { Repository } from '../../src/storage/repository.js';
 
 /**
@@ -62,4 +66,20 @@ export async function writeSyntheticBackup(
 /** Every stored key of a backup id under the layout (manifest and artifacts). */
 export function syntheticKeys(layout: LayoutOptions, id: string): string[] {
   return [manifestKey(layout, id), ...syntheticArtifacts(layout, id).map((artifact) => artifact.key)].sort();
+}
+
+/**
+ * In the local repository (BACKUP_DIR) of a product environment, under its BACKUP_ENV: backup
+ * `good`, which verifies, and backup `corrupt`, whose db artifact no longer matches its manifest.
+ */
+export async function writeGoodAndCorruptBackups(env: Record<string, string>, ids: { good: string; corrupt: string }): Promise<void> {
+  const local = openRepository(loadConfig(env), 'writer', 'local')!;
+  const layout = { env: env.BACKUP_ENV!, prefix: 'erp4' };
+  try {
+    await writeSyntheticBackup(local, layout, { id: ids.good, kind: 'daily', generatedAt: '2026-11-01T17:00:00Z', pinned: false });
+    const manifest = await writeSyntheticBackup(local, layout, { id: ids.corrupt, kind: 'daily', generatedAt: '2026-11-02T17:00:00Z', pinned: false });
+    await writeFile(join(env.BACKUP_DIR!, manifest.artifacts.db!.key), 'not what the manifest says\n');
+  } finally {
+    await local.close();
+  }
 }
