@@ -12,6 +12,7 @@ import { projectRoot } from '../src/tools.js';
 import { createTestBucket, testS3Client } from '../test/helpers/s3-server.js';
 import type { NightlyBackupResult, RestoreResult } from '../workflows/messages.js';
 import { measureProcess, timeShell, type Sample } from './measure.js';
+import { eventMs } from './profile.js';
 import { BENCH_BUCKET, BENCH_S3_PREFIX, type BenchServices } from './services.js';
 
 /** What every pipeline needs: the services, the data, and the worker the product runs in. */
@@ -281,7 +282,7 @@ async function restoreDatabaseMs(ctx: BenchContext, workflowId: string): Promise
   const names = new Map<string, string>();
   let startedAt: number | undefined;
   for (const event of (await ctx.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []) {
-    const at = Number(event.eventTime?.seconds ?? 0) * 1000 + Math.floor((event.eventTime?.nanos ?? 0) / 1e6);
+    const at = eventMs(event.eventTime);
     const scheduled = event.activityTaskScheduledEventAttributes;
     if (scheduled) names.set(String(event.eventId), scheduled.activityType?.name ?? '?');
     const started = event.activityTaskStartedEventAttributes;

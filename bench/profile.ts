@@ -2,7 +2,8 @@ import type { Client } from '@temporalio/client';
 
 type Timestamp = { seconds?: { toString(): string } | number | null; nanos?: number | null } | null | undefined;
 
-function ms(ts: Timestamp): number {
+/** A history event's time in milliseconds since the epoch. */
+export function eventMs(ts: Timestamp): number {
   return Number(ts?.seconds?.toString() ?? 0) * 1000 + (ts?.nanos ?? 0) / 1e6;
 }
 
@@ -13,12 +14,12 @@ function ms(ts: Timestamp): number {
 export async function activityProfile(client: Client, workflowId: string): Promise<string[]> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
-  const start = ms(events[0]?.eventTime);
+  const start = eventMs(events[0]?.eventTime);
   const scheduled = new Map<string, { name: string; at: number }>();
   const lines: Array<{ at: number; line: string }> = [];
   for (const event of events) {
     const id = event.eventId?.toString() ?? '';
-    const at = ms(event.eventTime);
+    const at = eventMs(event.eventTime);
     const attributes = event.activityTaskScheduledEventAttributes;
     if (attributes) scheduled.set(id, { name: `${attributes.activityType?.name ?? '?'}${repositoryOf(attributes.input?.payloads?.[0]?.data)}`, at });
     const closed = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
@@ -28,7 +29,7 @@ export async function activityProfile(client: Client, workflowId: string): Promi
       lines.push({ at: task.at, line: `${task.name}: ${((at - task.at) / 1000).toFixed(2)} s, from +${((task.at - start) / 1000).toFixed(2)} s${outcome}` });
     }
   }
-  const end = ms(events[events.length - 1]?.eventTime);
+  const end = eventMs(events[events.length - 1]?.eventTime);
   return [...lines.sort((a, b) => a.at - b.at).map((l) => l.line), `workflow total: ${((end - start) / 1000).toFixed(2)} s`];
 }
 
