@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -26,6 +27,7 @@ describe('RestoreDrill', () => {
   const s = services();
   const database = `erp4_drill_${process.pid}`;
   let receiver: Awaited<ReturnType<typeof startNoticeReceiver>>;
+  let pgRestoreArgs: string;
   let product: RunningProduct;
   let backup: NightlyBackupResult;
   let invoicesWrittenDuringBackup: number;
@@ -54,12 +56,18 @@ describe('RestoreDrill', () => {
   beforeAll(async () => {
     receiver = await startNoticeReceiver();
     await createSampleDatabase(s, database);
+    // PG_BIN_DIR: the real tools, but a pg_restore that records its arguments before it runs.
+    const pgBinDir = await mkdtemp(join(tmpdir(), 'drill-pg-bin-'));
+    for (const tool of await readdir(s.postgres.binDir)) if (tool !== 'pg_restore') await symlink(join(s.postgres.binDir, tool), join(pgBinDir, tool));
+    pgRestoreArgs = join(pgBinDir, 'pg_restore.args');
+    await writeFile(join(pgBinDir, 'pg_restore'), `#!/bin/sh\necho "$*" >> '${pgRestoreArgs}'\nexec '${join(s.postgres.binDir, 'pg_restore')}' "$@"\n`, { mode: 0o755 });
     const env = await productEnv(s, 'drill', {
       s3: true,
       sftp: true,
       gpg: true,
       env: {
         DB_NAME: database,
+        PG_BIN_DIR: pgBinDir,
         RESTORE_APPROVERS: 'alice:admin,bob:management',
         // This file is about the drill itself: unsigned approvals keep it short (signed ones: test/chaos/approvals.test.ts).
         DRILL_ACCEPT_UNSIGNED_APPROVALS: 'true',
@@ -67,7 +75,7 @@ describe('RestoreDrill', () => {
         DRILL_LATEST_DATA_QUERY: 'SELECT max(issued_at) FROM invoices',
         DRILL_CHECKS_FILE: CHECKS_FILE,
         DRILL_SMOKE_URLS: `${receiver.url}/health`,
-        // Not the default (the cores): the log line below shows it reached pg_restore.
+        // Not the default (the cores): pg_restore's arguments show it reached pg_restore.
         RESTORE_JOBS: '1',
         DRILL_BATCH_RESUME_QUERY: `SELECT name AS job, status <> 'running' AND cursor <= (SELECT coalesce(max(id), 0) FROM invoices) AS resumable FROM batch_jobs`,
       },
@@ -173,7 +181,10 @@ describe('RestoreDrill', () => {
     expect(databaseCompletedAt).toBeDefined();
     expect(assetsScheduledAt!).toBeLessThan(databaseCompletedAt!);
 
-    // RESTORE_JOBS reached pg_restore.
+    // RESTORE_JOBS reached pg_restore: its arguments, and the worker's log line.
+    const restores = (await readFile(pgRestoreArgs, 'utf8')).split('\n').filter((line) => line.includes(scratchOf(workflowId)));
+    expect(restores.length).toBeGreaterThan(0);
+    for (const args of restores) expect(args.split(' ')).toContain('--jobs=1');
     const log = await readFile(join(inject('services').workDir, 'logs', `workers-restore-drill-${process.pid}.log`), 'utf8');
     expect(log).toMatch(new RegExp(`pg_restore starts \\{[^\\n]*"database":"${scratchOf(workflowId)}"[^\\n]*"jobs":1[,}]`));
   });
